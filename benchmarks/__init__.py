@@ -1,0 +1,1 @@
+"""Benchmark harness, targets, reports and the scripts behind edgekit's published figures."""

@@ -1,0 +1,1 @@
+"""ONNX to ncnn conversion: checking, simplifying, pnnx, parity, calibration and INT8."""

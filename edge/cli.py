@@ -1,0 +1,48 @@
+"""The ``edgekit`` command line: a thin Typer layer over the library.
+
+Each command lives in ``edge/commands/<name>.py`` and registers itself on :data:`app`.
+Errors derived from :class:`edge.errors.EdgekitError` become one red line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from edge.errors import EdgekitError
+
+app = typer.Typer(
+    name="edgekit",
+    help="ONNX detectors to fast, small, verified ncnn builds for ARM edge devices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+COMMAND_MODULES = ("convert", "detect", "evaluate", "calibrate", "bench", "bundle")
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"edge.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"edge.commands.{name}":
+                raise
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_commands()
+    try:
+        app()
+    except EdgekitError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]error:[/] interrupted")
+        sys.exit(130)
