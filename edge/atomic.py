@@ -14,6 +14,12 @@ from typing import Any
 from edge.errors import EdgekitError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def refuse_overwrite(path: Path, force: bool) -> None:
     """Raise unless ``path`` is absent or ``force`` allows replacing it."""
     if path.exists() and not force:
@@ -26,6 +32,7 @@ def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -58,6 +65,7 @@ def staged_directory(target: Path, force: bool) -> Iterator[Path]:
     refuse_overwrite(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(stage, 0o777 & ~_umask())
     try:
         yield stage
         if target.exists():

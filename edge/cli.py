@@ -23,6 +23,11 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True)
 
+
+@app.callback()
+def _root() -> None:
+    """ONNX detectors to fast, small, verified ncnn builds for ARM edge devices."""
+
 COMMAND_MODULES = ("convert", "detect", "evaluate", "calibrate", "bench", "bundle")
 
 

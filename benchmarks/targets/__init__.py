@@ -1,0 +1,1 @@
+"""Where a benchmark runs: one class per kind of target (push, run, pull)."""

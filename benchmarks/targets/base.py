@@ -1,0 +1,64 @@
+"""The target interface every benchmark target implements.
+
+A target is a place that can hold files and run commands: this machine, a board over SSH,
+an Android device over adb, an emulated aarch64 board. The harness only ever pushes the
+runner and the build files, runs the runner, and pulls its JSON back.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class TargetError(Exception):
+    """A target that cannot be reached or that failed mid-run (carries a one-line reason)."""
+
+
+@dataclass
+class RunResult:
+    """What a command printed on the target and how it ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Target(abc.ABC):
+    """A device that benchmarks run on."""
+
+    #: short name used in reports, e.g. "local", "ssh://pi@10.0.0.2", "adb://emulator-5554"
+    name: str
+    #: True where timings are not real speed figures (QEMU)
+    emulated: bool = False
+
+    def __enter__(self) -> Target:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect and create a private working directory on the target."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Remove the working directory and disconnect; never raises."""
+
+    @property
+    @abc.abstractmethod
+    def workdir(self) -> str:
+        """The target-side directory that pushed files land in."""
+
+    @abc.abstractmethod
+    def push(self, local: Path, remote_name: str) -> str:
+        """Copy a local file into the working directory; return its target-side path."""
+
+    @abc.abstractmethod
+    def run(self, argv: list[str], timeout: float) -> RunResult:
+        """Run a command (argv[0] resolved on the target) inside the working directory."""
+
+    @abc.abstractmethod
+    def pull(self, remote: str, local: Path) -> Path:
+        """Copy a target-side file back to ``local``."""

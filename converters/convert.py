@@ -1,0 +1,193 @@
+"""``edgekit convert``: ONNX -> checked, simplified ONNX -> verified ncnn fp32/fp16 builds + manifest."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from converters.divergence import Divergence, locate_divergence
+from converters.graph_repair import repair_known_gaps
+from converters.ncnn_graph_check import check_supported
+from converters.ncnn_run import load_net, run_net
+from converters.onnx_check import graph_outputs, load_onnx, resolve_input_shape
+from converters.parity import (
+    THRESHOLDS,
+    OutputAgreement,
+    ParityInputs,
+    compare,
+    make_inputs,
+    onnxruntime_session,
+    summarise,
+)
+from converters.pnnx_runner import find_pnnx, pnnx_version, run_pnnx
+from converters.preset_detect import detect_preset
+from converters.simplify import simplify
+from edge.atomic import refuse_overwrite, staged_directory, write_json
+from edge.checksums import sha256_file
+from edge.errors import ParityError
+from edge.manifest import MANIFEST_NAME, BuildFiles, InputSpec, Manifest, OutputSpec, Parity
+
+Progress = Callable[[str], None]
+PNNX_INPUT = "in0"
+
+
+@dataclass
+class ConvertResult:
+    """What convert produced: the manifest (and its path) plus step timings in seconds."""
+
+    manifest_path: Path
+    manifest: Manifest
+    timings: dict[str, float] = field(default_factory=dict)
+    divergence: Divergence | None = None
+
+
+def _tool_versions(pnnx_exe: Path) -> dict[str, str]:
+    import edge
+
+    tools = {"edgekit": edge.__version__, "pnnx": pnnx_version(pnnx_exe)}
+    for dist in ("ncnn", "onnx", "onnxsim", "onnxruntime", "numpy", "opencv-python-headless"):
+        try:
+            tools[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return tools
+
+
+def _input_spec(name: str, shape: list[int], preset) -> InputSpec:
+    if preset is None:
+        return InputSpec(name=name, ncnn_name=PNNX_INPUT, shape=shape, mean=[0.0] * 3, norm=[1 / 255] * 3)
+    return InputSpec(
+        name=name,
+        ncnn_name=PNNX_INPUT,
+        shape=shape,
+        color=preset.color,
+        mean=list(preset.mean),
+        norm=list(preset.norm),
+        resize=preset.resize,
+    )
+
+
+def measure_parity(
+    param: Path,
+    binf: Path,
+    precision: str,
+    spec: InputSpec,
+    outputs: list[OutputSpec],
+    inputs: ParityInputs,
+    references: list[list[np.ndarray]],
+) -> Parity:
+    """Run the ncnn build on ``inputs`` and compare every output with onnxruntime's."""
+    net = load_net(param, binf, fp16=precision != "fp32")
+    agreement = {o.name: OutputAgreement() for o in outputs}
+    try:
+        for tensor, ref in zip(inputs.tensors, references, strict=True):
+            got = run_net(net, spec.ncnn_name, tensor, [o.ncnn_name for o in outputs])
+            for out, r, g in zip(outputs, ref, got, strict=True):
+                cos, err = compare(r, g)
+                a = agreement[out.name]
+                a.cosine, a.max_abs = min(a.cosine, cos), max(a.max_abs, err)
+    finally:
+        net.clear()
+    return summarise(agreement, inputs, precision)
+
+
+def _build_files(stage: Path, param: Path, binf: Path, parity: Parity | None) -> BuildFiles:
+    return BuildFiles(
+        param=param.name,
+        bin=binf.name,
+        size_bytes=param.stat().st_size + binf.stat().st_size,
+        param_sha256=sha256_file(param),
+        bin_sha256=sha256_file(binf),
+        parity=parity,
+    )
+
+
+def convert_onnx(
+    onnx_path: Path,
+    out_dir: Path,
+    *,
+    input_shape: list[int] | None = None,
+    preset: str = "auto",
+    fp16: bool = True,
+    verify_images: Path | None = None,
+    verify: bool = True,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ConvertResult:
+    """Convert ``onnx_path`` into a verified build directory ``out_dir``; see the module doc."""
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    out_dir = Path(out_dir)
+    refuse_overwrite(out_dir, force)
+    pnnx_exe = find_pnnx()
+
+    say("checking ONNX")
+    model = load_onnx(Path(onnx_path))
+    input_name, shape = resolve_input_shape(model, input_shape)
+    say("simplifying with onnxsim")
+    simplified = simplify(model, input_name, shape)
+    simplified, repairs = repair_known_gaps(simplified)
+    timings["check_simplify"] = time.perf_counter() - clock
+
+    onnx_outputs = graph_outputs(simplified)
+    found, decoder, meanings = detect_preset(preset, onnx_outputs, shape)
+    spec = _input_spec(input_name, shape, found)
+    reference_session = onnxruntime_session(simplified)
+    inputs = make_inputs(spec, verify_images)
+    references = [reference_session.run(None, {input_name: t}) for t in inputs.tensors]
+    outputs = [
+        OutputSpec(name=o.name, ncnn_name=f"out{i}", shape=[int(d) for d in o.shape], meaning=meanings[i])
+        for i, o in enumerate(onnx_outputs)
+    ]
+    onnx_ops = {n.op_type for n in simplified.graph.node}
+
+    builds: dict[str, BuildFiles] = {}
+    divergence = None
+    with staged_directory(out_dir, force) as stage:
+        work = stage / ".work"
+        for precision in ("fp32", "fp16") if fp16 else ("fp32",):
+            say(f"converting {precision} with pnnx")
+            t0 = time.perf_counter()
+            produced = run_pnnx(simplified, shape, work / precision, fp16=precision == "fp16")
+            check_supported(produced.param, onnx_ops)
+            param, binf = stage / f"model.{precision}.param", stage / f"model.{precision}.bin"
+            shutil.move(produced.param, param)
+            shutil.move(produced.bin, binf)
+            timings[f"pnnx_{precision}"] = time.perf_counter() - t0
+            say(f"verifying {precision} against onnxruntime")
+            t0 = time.perf_counter()
+            parity = measure_parity(param, binf, precision, spec, outputs, inputs, references)
+            timings[f"verify_{precision}"] = time.perf_counter() - t0
+            if not parity.passed and precision == "fp32":
+                say("locating the first divergent layer")
+                divergence = locate_divergence(simplified, input_name, shape, inputs, work / "bisect")
+            builds[precision] = _build_files(stage, param, binf, parity)
+        shutil.rmtree(work, ignore_errors=True)
+
+        failed = [p for p, b in builds.items() if not b.parity.passed]
+        if failed and verify:
+            worst = builds[failed[0]].parity
+            where = f"; {divergence.describe()}" if divergence else ""
+            raise ParityError(
+                f"{failed[0]} build misses parity with onnxruntime: cosine {worst.cosine:.6f} "
+                f"< {THRESHOLDS[failed[0]]}, max abs error {worst.max_abs:.4g}{where}"
+            )
+        manifest = Manifest(
+            source={"path": str(Path(onnx_path).resolve()), "sha256": sha256_file(Path(onnx_path))},
+            input=spec,
+            outputs=outputs,
+            decoder=decoder,
+            builds=builds,
+            tools=_tool_versions(pnnx_exe),
+            notes=repairs + [f"{p} build misses parity (kept because of --no-verify)" for p in failed],
+        )
+        write_json(stage / MANIFEST_NAME, manifest.to_dict())
+    timings["total"] = time.perf_counter() - clock
+    return ConvertResult(out_dir / MANIFEST_NAME, manifest, timings, divergence)

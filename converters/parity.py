@@ -1,0 +1,125 @@
+"""Parity of an ncnn build with onnxruntime: same inputs, cosine and max abs error per output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from edge.errors import EdgekitError
+from edge.manifest import InputSpec, Parity
+
+#: Parity thresholds (minimum cosine similarity) per build precision.
+THRESHOLDS = {"fp32": 0.99999, "fp16": 0.9995, "int8": 0.99}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class ParityInputs:
+    """The NCHW float32 tensors both runtimes see, and where they came from."""
+
+    tensors: list[np.ndarray]
+    origin: str
+
+
+@dataclass
+class OutputAgreement:
+    """Worst-case agreement of one output over all samples."""
+
+    cosine: float = 1.0
+    max_abs: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted."""
+    if not folder.is_dir():
+        raise EdgekitError(f"image folder not found: {folder}")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def image_tensor(image_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Stretch-resize and normalise an image into a 1xCxHxW float32 tensor per ``spec``."""
+    import cv2
+
+    img = cv2.resize(image_bgr, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
+    if spec.color == "RGB":
+        img = img[:, :, ::-1]
+    chw = img.transpose(2, 0, 1).astype(np.float32)
+    mean = np.asarray(spec.mean, np.float32)[:, None, None]
+    norm = np.asarray(spec.norm, np.float32)[:, None, None]
+    return np.ascontiguousarray(((chw - mean) * norm)[None])
+
+
+def make_inputs(spec: InputSpec, images: Path | None, count: int = 4, seed: int = 0) -> ParityInputs:
+    """Tensors from real images (first ``count`` in the folder) or seeded random pixels."""
+    channels = spec.shape[1]
+    if images is not None and channels == 3:
+        import cv2
+
+        files = image_files(images)[:count]
+        if not files:
+            raise EdgekitError(f"no images in {images}")
+        tensors = []
+        for path in files:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise EdgekitError(f"cannot read image {path}")
+            tensors.append(image_tensor(img, spec))
+        return ParityInputs(tensors, f"images:{images}")
+    rng = np.random.default_rng(seed)
+    tensors = []
+    for _ in range(count):
+        pixels = rng.uniform(0, 255, size=spec.shape).astype(np.float32)
+        mean = np.asarray(spec.mean[:channels] + [0.0] * max(0, channels - 3), np.float32)
+        norm = np.asarray(spec.norm[:channels] + [1.0] * max(0, channels - 3), np.float32)
+        tensors.append(((pixels - mean[None, :, None, None]) * norm[None, :, None, None]).astype(np.float32))
+    return ParityInputs(tensors, f"random:{seed}")
+
+
+def onnxruntime_session(model: onnx.ModelProto) -> ort.InferenceSession:
+    """A CPU onnxruntime session over an in-memory model (the reference)."""
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EdgekitError(f"onnxruntime cannot run the model: {first[:300]}") from None
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
+    """Cosine similarity and max absolute error; tensors of different sizes do not agree at all."""
+    a = np.asarray(reference, np.float64).ravel()
+    b = np.asarray(candidate, np.float64).ravel()
+    if a.size != b.size or not np.all(np.isfinite(b)):
+        return 0.0, float("inf")
+    max_abs = float(np.max(np.abs(a - b))) if a.size else 0.0
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0.0 and nb == 0.0:
+        return 1.0, max_abs
+    if na == 0.0 or nb == 0.0:
+        return 0.0, max_abs
+    return float(np.dot(a, b) / (na * nb)), max_abs
+
+
+def summarise(
+    per_output: dict[str, OutputAgreement], inputs: ParityInputs, precision: str
+) -> Parity:
+    """Fold per-output agreement into the manifest's :class:`Parity` record."""
+    threshold = THRESHOLDS[precision]
+    cosine = min((o.cosine for o in per_output.values()), default=1.0)
+    max_abs = max((o.max_abs for o in per_output.values()), default=0.0)
+    return Parity(
+        cosine=cosine,
+        max_abs=max_abs,
+        inputs=inputs.origin,
+        samples=len(inputs.tensors),
+        passed=cosine >= threshold,
+        threshold=threshold,
+        per_output={k: {"cosine": v.cosine, "max_abs": v.max_abs} for k, v in per_output.items()},
+    )

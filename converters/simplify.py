@@ -1,0 +1,20 @@
+"""Simplify an ONNX graph at a fixed input shape with onnxsim."""
+
+from __future__ import annotations
+
+import onnx
+import onnxsim
+
+from edge.errors import EdgekitError
+
+
+def simplify(model: onnx.ModelProto, input_name: str, shape: list[int]) -> onnx.ModelProto:
+    """Fold constants and fix shapes; the result is checked by onnxsim against the original."""
+    try:
+        simplified, ok = onnxsim.simplify(model, overwrite_input_shapes={input_name: shape})
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EdgekitError(f"onnxsim could not simplify the model: {first}") from None
+    if not ok:
+        raise EdgekitError("onnxsim's check failed: the simplified model differs from the original")
+    return simplified

@@ -1,0 +1,89 @@
+"""``edgekit convert``: thin CLI over :func:`converters.convert.convert_onnx`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edge.cli import app
+
+console = Console(stderr=True)
+
+
+@app.command("convert")
+def convert_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model to convert")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="build directory to create")],
+    input_shape: Annotated[
+        str | None, typer.Option("--input-shape", help="static input shape, e.g. 1,3,416,416")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="auto | nanodet-plus | nanodet-m | none")] = "auto",
+    fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help="also write an fp16 build")] = True,
+    verify_images: Annotated[
+        Path | None, typer.Option("--verify-images", help="images to check parity on (default: random)")
+    ] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="fail on a parity miss")] = True,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing build directory")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout")] = False,
+) -> None:
+    """Convert an ONNX detector into verified ncnn fp32/fp16 builds with a manifest."""
+    from converters.convert import convert_onnx
+    from converters.onnx_check import parse_shape
+
+    shape = parse_shape(input_shape) if input_shape else None
+    with console.status("converting", spinner="dots") as status:
+        result = convert_onnx(
+            model,
+            out,
+            input_shape=shape,
+            preset=preset,
+            fp16=fp16,
+            verify_images=verify_images,
+            verify=verify,
+            force=force,
+            progress=lambda msg: status.update(msg),
+        )
+    manifest = result.manifest
+    build_dir = result.manifest_path.parent
+    summary = {
+        "manifest": str(result.manifest_path),
+        "preset": manifest.decoder.preset if manifest.decoder else None,
+        "builds": {
+            name: {
+                "param": str(build_dir / b.param),
+                "bin": str(build_dir / b.bin),
+                "size_bytes": b.size_bytes,
+                "parity": {"cosine": b.parity.cosine, "max_abs": b.parity.max_abs, "passed": b.parity.passed}
+                if b.parity
+                else None,
+            }
+            for name, b in manifest.builds.items()
+        },
+        "notes": manifest.notes,
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"{build_dir}  (preset: {summary['preset'] or 'none'})")
+    for col in ("build", "size", "cosine", "max abs", "parity"):
+        table.add_column(col, justify="right" if col != "build" else "left")
+    for name, b in manifest.builds.items():
+        p = b.parity
+        table.add_row(
+            name,
+            f"{b.size_bytes / 1e6:.2f} MB",
+            f"{p.cosine:.7f}" if p else "-",
+            f"{p.max_abs:.3g}" if p else "-",
+            ("[green]ok[/]" if p.passed else "[red]MISS[/]") if p else "-",
+        )
+    out_console = Console()
+    out_console.print(table)
+    for note in manifest.notes:
+        out_console.print(f"note: {note}")
+    out_console.print(f"manifest: {result.manifest_path}  ({result.timings['total']:.1f} s)")
