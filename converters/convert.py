@@ -14,7 +14,7 @@ import numpy as np
 from converters.divergence import Divergence, locate_divergence
 from converters.graph_repair import repair_known_gaps
 from converters.ncnn_graph_check import check_supported
-from converters.ncnn_run import load_net, run_net
+from converters.ncnn_run import load_net, run_outputs
 from converters.onnx_check import graph_outputs, load_onnx, resolve_input_shape
 from converters.parity import (
     THRESHOLDS,
@@ -35,6 +35,17 @@ from edge.manifest import MANIFEST_NAME, BuildFiles, InputSpec, Manifest, Output
 
 Progress = Callable[[str], None]
 PNNX_INPUT = "in0"
+
+
+@dataclass
+class Int8Options:
+    """How ``convert --int8`` calibrates and quantizes."""
+
+    calib_images: Path
+    method: str = "search"
+    num_images: int | None = None
+    keep_float: list[str] = field(default_factory=list)
+    auto_keep_float: float | bool = False
 
 
 @dataclass
@@ -83,11 +94,11 @@ def measure_parity(
     references: list[list[np.ndarray]],
 ) -> Parity:
     """Run the ncnn build on ``inputs`` and compare every output with onnxruntime's."""
-    net = load_net(param, binf, fp16=precision != "fp32")
+    net = load_net(param, binf, precision=precision)
     agreement = {o.name: OutputAgreement() for o in outputs}
     try:
         for tensor, ref in zip(inputs.tensors, references, strict=True):
-            got = run_net(net, spec.ncnn_name, tensor, [o.ncnn_name for o in outputs])
+            got = run_outputs(net, spec.ncnn_name, tensor, [o.ncnn_name for o in outputs])
             for out, r, g in zip(outputs, ref, got, strict=True):
                 cos, err = compare(r, g)
                 a = agreement[out.name]
@@ -97,7 +108,7 @@ def measure_parity(
     return summarise(agreement, inputs, precision)
 
 
-def _build_files(stage: Path, param: Path, binf: Path, parity: Parity | None) -> BuildFiles:
+def _build_files(param: Path, binf: Path, parity: Parity | None) -> BuildFiles:
     return BuildFiles(
         param=param.name,
         bin=binf.name,
@@ -106,6 +117,68 @@ def _build_files(stage: Path, param: Path, binf: Path, parity: Parity | None) ->
         bin_sha256=sha256_file(binf),
         parity=parity,
     )
+
+
+def _int8_build(
+    stage: Path,
+    spec: InputSpec,
+    outputs: list[OutputSpec],
+    inputs: ParityInputs,
+    references: list[list[np.ndarray]],
+    options: Int8Options,
+    say: Progress,
+) -> BuildFiles:
+    """Calibrate the fp32 build, write the INT8 build and its table, verify it, time it here."""
+    from converters.int8_build import build_int8
+    from converters.speed_check import default_threads, int8_speed_note, median_latency_ms
+
+    param, binf = stage / "model.int8.param", stage / "model.int8.bin"
+    result = build_int8(
+        stage / "model.fp32.param",
+        stage / "model.fp32.bin",
+        spec,
+        options.calib_images,
+        param,
+        binf,
+        stage / "calibration.table",
+        method=options.method,
+        num_images=options.num_images,
+        keep_float=options.keep_float or None,
+        auto_keep_float=options.auto_keep_float,
+        progress=say,
+    )
+    say("verifying int8 against onnxruntime")
+    parity = measure_parity(param, binf, "int8", spec, outputs, inputs, references)
+    build = _build_files(param, binf, parity)
+    say("timing int8 against fp16 on this machine")
+    threads = default_threads()
+    names = [o.ncnn_name for o in outputs]
+    baseline = "fp16" if (stage / "model.fp16.param").is_file() else "fp32"
+    timed = {
+        p: median_latency_ms(
+            stage / f"model.{p}.param",
+            stage / f"model.{p}.bin",
+            p,
+            spec.ncnn_name,
+            spec.shape,
+            names,
+            threads=threads,
+        )
+        for p in (baseline, "int8")
+    }
+    build.extra = {
+        "table": result.table_path.name,
+        "method": result.method,
+        "calibration_images": result.images,
+        "calibration_source": str(Path(options.calib_images).resolve()),
+        "quantized_layers": result.quantized_layers,
+        "fused_requantize": result.fused_requantize,
+        "kept_float": result.kept_float,
+        "latency_here_ms": {p: round(v, 2) for p, v in timed.items()},
+        "latency_threads": threads,
+    }
+    build.extra["speed_note"] = int8_speed_note(baseline, timed[baseline], timed["int8"], threads)
+    return build
 
 
 def convert_onnx(
@@ -118,6 +191,7 @@ def convert_onnx(
     verify_images: Path | None = None,
     verify: bool = True,
     force: bool = False,
+    int8: Int8Options | None = None,
     progress: Progress | None = None,
 ) -> ConvertResult:
     """Convert ``onnx_path`` into a verified build directory ``out_dir``; see the module doc."""
@@ -168,7 +242,11 @@ def convert_onnx(
             if not parity.passed and precision == "fp32":
                 say("locating the first divergent layer")
                 divergence = locate_divergence(simplified, input_name, shape, inputs, work / "bisect")
-            builds[precision] = _build_files(stage, param, binf, parity)
+            builds[precision] = _build_files(param, binf, parity)
+        if int8 is not None:
+            t0 = time.perf_counter()
+            builds["int8"] = _int8_build(stage, spec, outputs, inputs, references, int8, say)
+            timings["int8"] = time.perf_counter() - t0
         shutil.rmtree(work, ignore_errors=True)
 
         failed = [p for p, b in builds.items() if not b.parity.passed]
@@ -186,7 +264,9 @@ def convert_onnx(
             decoder=decoder,
             builds=builds,
             tools=_tool_versions(pnnx_exe),
-            notes=repairs + [f"{p} build misses parity (kept because of --no-verify)" for p in failed],
+            notes=repairs
+            + [f"{p} build misses parity (kept because of --no-verify)" for p in failed]
+            + [b.extra["speed_note"] for b in builds.values() if "speed_note" in b.extra],
         )
         write_json(stage / MANIFEST_NAME, manifest.to_dict())
     timings["total"] = time.perf_counter() - clock

@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto
 
 from converters.ncnn_graph_check import layer_types
-from converters.ncnn_run import load_net, run_net
+from converters.ncnn_run import load_net, run_outputs
 from converters.parity import THRESHOLDS, ParityInputs, compare, onnxruntime_session
 from converters.pnnx_runner import run_pnnx
 from edge.errors import EdgekitError
@@ -59,12 +59,12 @@ def _agreement(sub: onnx.ModelProto, input_name: str, shape: list[int], inputs: 
     produced = run_pnnx(sub, shape, work, fp16=False)
     last = layer_types(produced.param)[-1]
     ref_session = onnxruntime_session(sub)
-    net = load_net(produced.param, produced.bin, fp16=False)
+    net = load_net(produced.param, produced.bin)
     worst_cos, worst_abs = 1.0, 0.0
     try:
         for tensor in inputs.tensors[:2]:
             ref = ref_session.run(None, {input_name: tensor})[0]
-            got = run_net(net, "in0", tensor, ["out0"])[0]
+            got = run_outputs(net, "in0", tensor, ["out0"])[0]
             cos, err = compare(ref, got)
             worst_cos, worst_abs = min(worst_cos, cos), max(worst_abs, err)
     finally:

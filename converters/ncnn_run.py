@@ -1,42 +1,30 @@
-"""Run an ncnn model on NCHW tensors and return the named outputs as numpy arrays."""
+"""Open an ncnn build for one precision and run NCHW tensors through it (parity checks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import ncnn
 import numpy as np
 
-from edge.errors import EdgekitError
+from edge.ncnn_model import open_net, run_net
 
 
-def load_net(param: Path, binf: Path, *, fp16: bool, threads: int = 1) -> ncnn.Net:
-    """Load a model; ``fp16`` enables ncnn's fp16 storage/arithmetic where the CPU has them."""
-    net = ncnn.Net()
-    net.opt.num_threads = threads
-    net.opt.use_fp16_storage = fp16
-    net.opt.use_fp16_packed = fp16
-    net.opt.use_fp16_arithmetic = fp16
-    net.opt.use_bf16_storage = False
-    if net.load_param(str(param)) != 0:
-        raise EdgekitError(f"ncnn could not load {param}")
-    if net.load_model(str(binf)) != 0:
-        raise EdgekitError(f"ncnn could not load {binf}")
-    return net
+def load_net(param: Path, binf: Path, *, precision: str = "fp32", threads: int = 1) -> Any:
+    """A validated net with ``precision``'s options: fp32 turns fp16 paths off, fp16 and int8 keep them."""
+    fp16 = precision != "fp32"
+    return open_net(
+        param,
+        binf,
+        num_threads=threads,
+        use_fp16_storage=fp16,
+        use_fp16_arithmetic=fp16,
+        use_int8_inference=precision == "int8",
+    )
 
 
-def run_net(net: ncnn.Net, input_name: str, tensor: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
-    """Run one NCHW (batch 1) tensor through ``net`` and extract ``outputs`` as float32 arrays."""
-    chw = np.ascontiguousarray(tensor[0] if tensor.ndim == 4 else tensor, dtype=np.float32)
-    mat = ncnn.Mat(chw)  # wraps chw's memory: chw must outlive the extraction below
-    results = []
-    with net.create_extractor() as ex:
-        if ex.input(input_name, mat) != 0:
-            raise EdgekitError(f"ncnn has no input blob {input_name!r}")
-        for name in outputs:
-            ret, out = ex.extract(name)
-            if ret != 0:
-                raise EdgekitError(f"ncnn could not compute blob {name!r}")
-            results.append(np.array(out, dtype=np.float32, copy=True))
-    del chw
-    return results
+def run_outputs(net: Any, input_name: str, tensor: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+    """Run one batch-1 NCHW tensor and return ``outputs`` in order."""
+    chw = tensor[0] if tensor.ndim == 4 else tensor
+    blobs = run_net(net, {input_name: chw}, outputs)
+    return [blobs[name].astype(np.float32, copy=False) for name in outputs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import onnxruntime as ort
 
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec, Parity
+from edge.preprocess import preprocess
 
 #: Parity thresholds (minimum cosine similarity) per build precision.
 THRESHOLDS = {"fp32": 0.99999, "fp16": 0.9995, "int8": 0.99}
@@ -41,19 +43,6 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def image_tensor(image_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Stretch-resize and normalise an image into a 1xCxHxW float32 tensor per ``spec``."""
-    import cv2
-
-    img = cv2.resize(image_bgr, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
-    if spec.color == "RGB":
-        img = img[:, :, ::-1]
-    chw = img.transpose(2, 0, 1).astype(np.float32)
-    mean = np.asarray(spec.mean, np.float32)[:, None, None]
-    norm = np.asarray(spec.norm, np.float32)[:, None, None]
-    return np.ascontiguousarray(((chw - mean) * norm)[None])
-
-
 def make_inputs(spec: InputSpec, images: Path | None, count: int = 4, seed: int = 0) -> ParityInputs:
     """Tensors from real images (first ``count`` in the folder) or seeded random pixels."""
     channels = spec.shape[1]
@@ -63,12 +52,13 @@ def make_inputs(spec: InputSpec, images: Path | None, count: int = 4, seed: int 
         files = image_files(images)[:count]
         if not files:
             raise EdgekitError(f"no images in {images}")
+        fixed = dataclasses.replace(spec, resize="stretch")  # parity needs the exact input shape
         tensors = []
         for path in files:
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is None:
                 raise EdgekitError(f"cannot read image {path}")
-            tensors.append(image_tensor(img, spec))
+            tensors.append(preprocess(img, fixed)[0][None])
         return ParityInputs(tensors, f"images:{images}")
     rng = np.random.default_rng(seed)
     tensors = []
@@ -107,9 +97,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]
     return float(np.dot(a, b) / (na * nb)), max_abs
 
 
-def summarise(
-    per_output: dict[str, OutputAgreement], inputs: ParityInputs, precision: str
-) -> Parity:
+def summarise(per_output: dict[str, OutputAgreement], inputs: ParityInputs, precision: str) -> Parity:
     """Fold per-output agreement into the manifest's :class:`Parity` record."""
     threshold = THRESHOLDS[precision]
     cosine = min((o.cosine for o in per_output.values()), default=1.0)

@@ -7,6 +7,7 @@ Errors derived from :class:`edge.errors.EdgekitError` become one red line and a 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -51,3 +52,12 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[bold red]error:[/] interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
+        if os.environ.get("EDGEKIT_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(70)

@@ -30,12 +30,36 @@ def convert_command(
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="fail on a parity miss")] = True,
     force: Annotated[bool, typer.Option("--force", help="replace an existing build directory")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="also write an INT8 build (needs --calib)")] = False,
+    calib: Annotated[Path | None, typer.Option("--calib", help="calibration images for --int8")] = None,
+    method: Annotated[str, typer.Option(help="INT8 thresholds: kl | aciq | eq | search")] = "search",
+    calib_num: Annotated[int | None, typer.Option("--calib-num", help="use at most N calibration images")] = None,
+    keep_float: Annotated[
+        list[str] | None, typer.Option("--keep-float", help="keep this layer in fp16 (repeatable)")
+    ] = None,
+    auto_keep_float: Annotated[
+        float,
+        typer.Option(
+            "--auto-keep-float",
+            help="keep the fewest most sensitive layers in fp16 to reach this output cosine (0 = off)",
+        ),
+    ] = 0.0,
 ) -> None:
     """Convert an ONNX detector into verified ncnn fp32/fp16 builds with a manifest."""
-    from converters.convert import convert_onnx
+    from converters.convert import Int8Options, convert_onnx
     from converters.onnx_check import parse_shape
+    from edge.errors import EdgekitError
 
     shape = parse_shape(input_shape) if input_shape else None
+    if int8 and calib is None:
+        raise EdgekitError("--int8 needs --calib DIR (calibration images)")
+    if calib is not None and not int8:
+        raise EdgekitError("--calib is only used with --int8")
+    if not 0.0 <= auto_keep_float < 1.0:
+        raise EdgekitError(f"--auto-keep-float takes a cosine target in [0, 1), got {auto_keep_float}")
+    int8_options = (
+        Int8Options(calib, method, calib_num, list(keep_float or []), auto_keep_float or False) if int8 else None
+    )
     with console.status("converting", spinner="dots") as status:
         result = convert_onnx(
             model,
@@ -46,6 +70,7 @@ def convert_command(
             verify_images=verify_images,
             verify=verify,
             force=force,
+            int8=int8_options,
             progress=lambda msg: status.update(msg),
         )
     manifest = result.manifest
@@ -61,6 +86,7 @@ def convert_command(
                 "parity": {"cosine": b.parity.cosine, "max_abs": b.parity.max_abs, "passed": b.parity.passed}
                 if b.parity
                 else None,
+                **({"int8": b.extra} if b.extra else {}),
             }
             for name, b in manifest.builds.items()
         },
