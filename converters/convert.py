@@ -32,6 +32,7 @@ from edge.atomic import refuse_overwrite, staged_directory, write_json
 from edge.checksums import sha256_file
 from edge.errors import ParityError
 from edge.manifest import MANIFEST_NAME, BuildFiles, InputSpec, Manifest, OutputSpec, Parity
+from edge.presets import Preset, input_spec_from_preset
 
 Progress = Callable[[str], None]
 PNNX_INPUT = "in0"
@@ -70,18 +71,12 @@ def _tool_versions(pnnx_exe: Path) -> dict[str, str]:
     return tools
 
 
-def _input_spec(name: str, shape: list[int], preset) -> InputSpec:
-    if preset is None:
+def _input_spec(name: str, shape: list[int], preset: Preset | None) -> InputSpec:
+    if preset is None:  # generic CNN: pixels scaled to [0, 1]
         return InputSpec(name=name, ncnn_name=PNNX_INPUT, shape=shape, mean=[0.0] * 3, norm=[1 / 255] * 3)
-    return InputSpec(
-        name=name,
-        ncnn_name=PNNX_INPUT,
-        shape=shape,
-        color=preset.color,
-        mean=list(preset.mean),
-        norm=list(preset.norm),
-        resize=preset.resize,
-    )
+    spec = input_spec_from_preset(preset, PNNX_INPUT, shape[3], shape[2])
+    spec.name = name
+    return spec
 
 
 def measure_parity(

@@ -7,7 +7,7 @@ import math
 from converters.onnx_check import TensorInfo
 from edge.errors import EdgekitError
 from edge.manifest import DecoderSpec
-from edge.presets import Preset, coco_class_names, get_preset
+from edge.presets import Preset, decoder_spec_from_preset, get_preset
 
 PLUS_MEANING = "per location: {c} class scores (sigmoid applied) then 4x{b} distance-distribution logits"
 
@@ -71,19 +71,9 @@ def detect_preset(
         found = matcher(outputs, hw, preset)
         if found:
             classes = found["num_classes"]
-            names_list = list(coco_class_names()) if classes == 80 else [f"class{i}" for i in range(classes)]
-            spec = DecoderSpec(
-                preset=preset.name,
-                family=preset.family,
-                strides=list(preset.strides),
-                reg_max=preset.reg_max,
-                num_classes=classes,
-                class_names=names_list,
-                center_offset=preset.center_offset,
-                score_threshold=preset.score_threshold,
-                nms_threshold=preset.nms_threshold,
-                max_detections=preset.max_detections,
-            )
+            spec = decoder_spec_from_preset(preset)
+            if classes != spec.num_classes:
+                spec.num_classes, spec.class_names = classes, [f"class{i}" for i in range(classes)]
             return preset, spec, found["meanings"]
     shown = ", ".join(f"{o.name} {list(o.shape)}" for o in outputs)
     if requested == "auto":

@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from edge.errors import EdgekitError
+from edge.manifest import DecoderSpec, InputSpec
 
 
 @cache
@@ -95,3 +96,34 @@ def get_preset(name: str) -> Preset:
     except KeyError:
         known = ", ".join(sorted(PRESETS))
         raise EdgekitError(f"unknown preset {name!r}; known presets: {known}") from None
+
+
+def input_spec_from_preset(preset: Preset, ncnn_name: str, width: int, height: int) -> InputSpec:
+    """The :class:`InputSpec` a preset implies for an input blob of the given size."""
+    return InputSpec(
+        name=ncnn_name,
+        ncnn_name=ncnn_name,
+        shape=[1, 3, height, width],
+        color=preset.color,
+        mean=list(preset.mean),
+        norm=list(preset.norm),
+        resize=preset.resize,
+    )
+
+
+def decoder_spec_from_preset(preset: Preset) -> DecoderSpec:
+    """The :class:`DecoderSpec` a preset implies."""
+    names = list(coco_class_names()) if preset.num_classes == 80 else []
+    return DecoderSpec(
+        preset=preset.name,
+        family=preset.family,
+        strides=list(preset.strides),
+        reg_max=preset.reg_max,
+        num_classes=preset.num_classes,
+        class_names=names,
+        center_offset=preset.center_offset,
+        score_threshold=preset.score_threshold,
+        nms_threshold=preset.nms_threshold,
+        max_detections=preset.max_detections,
+        extra=dict(preset.extra),
+    )

@@ -1,0 +1,113 @@
+"""``edgekit eval``: COCO mAP of one or more builds, side by side, under the official protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edge.cli import app
+from edge.coco_eval import EvalResult, evaluate, load_coco
+from edge.detector import Detector
+from edge.errors import EdgekitError
+from edge.manifest import PRECISIONS
+from edge.session import build_precisions
+
+err_console = Console(stderr=True)
+
+
+def parse_precisions(text: str | None) -> list[str] | None:
+    """``"fp32,fp16"`` -> ``["fp32", "fp16"]``; None means every precision a build holds."""
+    if not text:
+        return None
+    wanted = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in wanted if p not in PRECISIONS]
+    if unknown:
+        raise EdgekitError(f"unknown precision {', '.join(unknown)} (expected {', '.join(PRECISIONS)})")
+    return wanted
+
+
+def runs_for(build: Path, wanted: list[str] | None) -> list[str]:
+    """The precisions to evaluate ``build`` in."""
+    held = build_precisions(build)
+    is_build_dir = build.is_dir() and (build / "manifest.json").is_file()
+    if wanted is None:
+        return held
+    if not is_build_dir:
+        return wanted  # a bare model runs in whichever runtime precision is asked for
+    chosen = [p for p in wanted if p in held]
+    if not chosen:
+        raise EdgekitError(f"{build} holds {', '.join(held)}; none of {', '.join(wanted)}")
+    return chosen
+
+
+def results_table(results: list[EvalResult]) -> Table:
+    table = Table(title="COCO bbox mAP (score 0.05, per-class NMS 0.6, 100 per image)")
+    table.add_column("build", overflow="fold")
+    table.add_column("precision")
+    for name in ("mAP", "mAP50", "small", "medium", "large", "images"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in results:
+        table.add_row(
+            r.build,
+            r.precision,
+            *(f"{v:.3f}" for v in (r.map, r.map50, r.map_small, r.map_medium, r.map_large)),
+            str(r.images),
+        )
+    return table
+
+
+@app.command("eval")
+def eval_command(
+    builds: Annotated[list[Path], typer.Argument(help="build directories and/or .param files")],
+    coco: Annotated[Path, typer.Option("--coco", help="COCO instances JSON")],
+    images: Annotated[Path, typer.Option("--images", help="folder holding the annotated images")],
+    precision: Annotated[
+        str | None, typer.Option(help="fp32,fp16,int8 subset (default: every precision a build holds)")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
+    preset: Annotated[str, typer.Option(help="auto | nanodet-plus | nanodet-m | ssd-resnet34")] = "auto",
+    size: Annotated[
+        int | None, typer.Option(help="input size of a bare .param (default: from its name)")
+    ] = None,
+    layout: Annotated[str, typer.Option(help="output layout (default: auto-detect)")] = "auto",
+    threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print results as JSON on stdout")] = False,
+) -> None:
+    """COCO mAP of each build in each precision, in one table."""
+    dataset = load_coco(coco, images, limit)
+    wanted = parse_precisions(precision)
+    plan = [(build, p) for build in builds for p in runs_for(build, wanted)]
+    results: list[EvalResult] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        for build, prec in plan:
+            detector = Detector.open(
+                build, precision=prec, preset=preset, size=size, threads=threads, layout=layout
+            )
+            task = bar.add_task(f"{detector.name} {prec}", total=len(dataset.images))
+            try:
+                results.append(
+                    evaluate(
+                        detector,
+                        dataset,
+                        precision=prec,
+                        progress=lambda n, t=task: bar.update(t, completed=n),
+                    )
+                )
+            finally:
+                detector.close()
+            if not err_console.is_terminal:
+                r = results[-1]
+                err_console.print(
+                    f"{r.build} {r.precision}: mAP {r.map:.3f} on {r.images} images", highlight=False
+                )
+    if as_json:
+        typer.echo(json.dumps({"results": [r.to_dict() for r in results]}))
+    else:
+        Console().print(results_table(results))
