@@ -231,3 +231,53 @@ def test_dynamic_model_converts_with_input_shape(tmp_path):
     result = convert_onnx(_dynamic_model(tmp_path), tmp_path / "b", input_shape=[1, 3, 48, 40], fp16=False)
     assert result.manifest.input.shape == [1, 3, 48, 40]
     assert result.manifest.builds["fp32"].parity.passed
+
+
+def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
+    src = save(GRAPHS["backbone_ops"](), tmp_path / "m.onnx")
+    proc = run_cli(
+        "convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(demo_images),
+        "--method", "kl", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    int8 = summary["builds"]["int8"]
+    assert Path(int8["param"]).is_file() and int8["parity"]["passed"]
+    details = int8["details"]
+    assert details["method"] == "kl" and details["quantized_layers"] >= 3
+    assert details["calibration_images"] == len(list(demo_images.iterdir()))
+    assert set(details["latency_here_ms"]) == {"fp16", "int8"}
+    assert ("SLOWER" in details["speed_note"]) == (details["latency_here_ms"]["int8"] > details["latency_here_ms"]["fp16"])
+    table = (tmp_path / "b" / details["table"]).read_text().splitlines()
+    weight_lines = [i for i, line in enumerate(table) if "_param_0 " in line]
+    input_lines = [i for i, line in enumerate(table) if line and not line.startswith("#") and "_param_0 " not in line]
+    assert weight_lines and input_lines and max(weight_lines) < min(input_lines)  # ncnn2table order
+    manifest = load_manifest(tmp_path / "b")
+    assert manifest.builds["int8"].extra["table"] == "calibration.table"
+    assert "int8" in manifest.builds["int8"].param
+
+
+def test_int8_keep_float_is_recorded(demo_images, tmp_path):
+    src = save(GRAPHS["classifier"](), tmp_path / "m.onnx")
+    first = convert_onnx(src, tmp_path / "probe", fp16=False)
+    from edge.ncnn_model import NcnnModel
+
+    model = NcnnModel.read(tmp_path / "probe" / "model.fp32.param")
+    conv = next(layer.name for layer in model.layers if layer.type == "Convolution")
+    from converters.convert import Int8Options
+
+    result = convert_onnx(src, tmp_path / "b", int8=Int8Options(demo_images, method="kl", keep_float=[conv]))
+    kept = result.manifest.builds["int8"].extra["kept_float"]
+    assert conv in kept and "keep-float" in kept[conv]
+    assert first.manifest.builds["fp32"].parity.passed
+
+
+def test_int8_needs_calibration_images(tmp_path):
+    src = save(GRAPHS["classifier"](), tmp_path / "m.onnx")
+    proc = run_cli("convert", str(src), "-o", str(tmp_path / "b"), "--int8")
+    assert proc.returncode != 0 and "--int8 needs --calib" in proc.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_cli("convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(empty))
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "b").exists()

@@ -86,7 +86,7 @@ def convert_command(
                 "parity": {"cosine": b.parity.cosine, "max_abs": b.parity.max_abs, "passed": b.parity.passed}
                 if b.parity
                 else None,
-                **({"int8": b.extra} if b.extra else {}),
+                **({"details": b.extra} if b.extra else {}),
             }
             for name, b in manifest.builds.items()
         },
