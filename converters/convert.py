@@ -89,7 +89,7 @@ def measure_parity(
     references: list[list[np.ndarray]],
 ) -> Parity:
     """Run the ncnn build on ``inputs`` and compare every output with onnxruntime's."""
-    net = load_net(param, binf, precision=precision)
+    net = load_net(param, binf, precision=precision, input_shapes={spec.ncnn_name: tuple(spec.shape[1:])})
     agreement = {o.name: OutputAgreement() for o in outputs}
     try:
         for tensor, ref in zip(inputs.tensors, references, strict=True):

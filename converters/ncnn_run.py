@@ -10,8 +10,13 @@ import numpy as np
 from edge.ncnn_model import open_net, run_net
 
 
-def load_net(param: Path, binf: Path, *, precision: str = "fp32", threads: int = 1) -> Any:
-    """A validated net with ``precision``'s options: fp32 turns fp16 paths off, fp16 and int8 keep them."""
+def load_net(
+    param: Path, binf: Path, *, precision: str = "fp32", threads: int = 1, input_shapes: dict | None = None
+) -> Any:
+    """A validated net with ``precision``'s options: fp32 turns fp16 paths off, fp16 and int8 keep them.
+
+    ``input_shapes`` (``{blob: (c, h, w)}``) lets validation check every blob's shape first.
+    """
     fp16 = precision != "fp32"
     return open_net(
         param,
@@ -20,6 +25,7 @@ def load_net(param: Path, binf: Path, *, precision: str = "fp32", threads: int =
         use_fp16_storage=fp16,
         use_fp16_arithmetic=fp16,
         use_int8_inference=precision == "int8",
+        input_shapes=input_shapes,
     )
 
 

@@ -216,6 +216,7 @@ class NcnnSession:
             use_fp16_arithmetic=fp16,
             use_int8_inference=True,
             lightmode=False if intermediate else None,
+            input_shapes={spec.input.ncnn_name: (spec.input.shape[1], spec.input.height, spec.input.width)},
         )
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
