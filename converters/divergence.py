@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
-from converters.ncnn_graph_check import layer_types
+from converters.ncnn_graph_check import last_layer
 from converters.ncnn_run import load_net, run_outputs
 from converters.parity import THRESHOLDS, ParityInputs, compare, onnxruntime_session
 from converters.pnnx_runner import run_pnnx
@@ -57,7 +57,6 @@ def _cut(model: onnx.ModelProto, input_name: str, tensor: str) -> onnx.ModelProt
 def _agreement(sub: onnx.ModelProto, input_name: str, shape: list[int], inputs: ParityInputs, work: Path):
     """(cosine, max_abs, ncnn layer label) of the cut graph's single output."""
     produced = run_pnnx(sub, shape, work, fp16=False)
-    last = layer_types(produced.param)[-1]
     ref_session = onnxruntime_session(sub)
     net = load_net(produced.param, produced.bin)
     worst_cos, worst_abs = 1.0, 0.0
@@ -69,7 +68,7 @@ def _agreement(sub: onnx.ModelProto, input_name: str, shape: list[int], inputs: 
             worst_cos, worst_abs = min(worst_cos, cos), max(worst_abs, err)
     finally:
         net.clear()
-    return worst_cos, worst_abs, f"{last[0]} {last[1]}"
+    return worst_cos, worst_abs, last_layer(produced.param)
 
 
 def locate_divergence(
