@@ -12,11 +12,11 @@ import onnxruntime as ort
 
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec, Parity
+from edge.media import image_files, read_image
 from edge.preprocess import preprocess
 
 #: Parity thresholds (minimum cosine similarity) per build precision.
 THRESHOLDS = {"fp32": 0.99999, "fp16": 0.9995, "int8": 0.98}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -36,29 +36,15 @@ class OutputAgreement:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted."""
-    if not folder.is_dir():
-        raise EdgekitError(f"image folder not found: {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
 def make_inputs(spec: InputSpec, images: Path | None, count: int = 4, seed: int = 0) -> ParityInputs:
     """Tensors from real images (first ``count`` in the folder) or seeded random pixels."""
     channels = spec.shape[1]
     if images is not None and channels == 3:
-        import cv2
-
-        files = image_files(images)[:count]
-        if not files:
-            raise EdgekitError(f"no images in {images}")
+        files = image_files(images, what="verification image", limit=count)
         fixed = dataclasses.replace(spec, resize="stretch")  # parity needs the exact input shape
         tensors = []
         for path in files:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise EdgekitError(f"cannot read image {path}")
-            tensors.append(preprocess(img, fixed)[0][None])
+            tensors.append(preprocess(read_image(path), fixed)[0][None])
         return ParityInputs(tensors, f"images:{images}")
     rng = np.random.default_rng(seed)
     tensors = []

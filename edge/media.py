@@ -15,7 +15,7 @@ import numpy as np
 from edge.atomic import write_bytes
 from edge.errors import EdgekitError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
@@ -37,6 +37,20 @@ def read_image(path: Path) -> np.ndarray:
     if image is None:
         raise EdgekitError(f"cannot read image {path}: not a supported image file or corrupt")
     return image
+
+
+def image_files(folder: Path, *, what: str = "image", limit: int | None = None) -> list[Path]:
+    """Image files directly inside ``folder`` by extension, sorted, at most ``limit`` of them.
+
+    ``what`` names the folder's purpose in errors (e.g. "calibration image").
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgekitError(f"{what} folder {folder} does not exist or is not a directory")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EdgekitError(f"no images (.jpg, .png, ...) in {what} folder {folder}")
+    return files[:limit] if limit else files
 
 
 def collect_media(inputs: list[Path]) -> list[MediaItem]:
