@@ -33,7 +33,9 @@ def convert_command(
     int8: Annotated[bool, typer.Option("--int8", help="also write an INT8 build (needs --calib)")] = False,
     calib: Annotated[Path | None, typer.Option("--calib", help="calibration images for --int8")] = None,
     method: Annotated[str, typer.Option(help="INT8 thresholds: kl | aciq | eq | search")] = "search",
-    calib_num: Annotated[int | None, typer.Option("--calib-num", help="use at most N calibration images")] = None,
+    calib_num: Annotated[
+        int | None, typer.Option("--calib-num", help="use at most N calibration images")
+    ] = None,
     keep_float: Annotated[
         list[str] | None, typer.Option("--keep-float", help="keep this layer in fp16 (repeatable)")
     ] = None,
@@ -43,7 +45,10 @@ def convert_command(
             "--auto-keep-float",
             help="keep the fewest most sensitive layers in fp16 to reach this output cosine (0 = off)",
         ),
-    ] = 0.0,
+    ] = 0.999,
+    float_depthwise: Annotated[
+        bool, typer.Option("--float-depthwise", help="keep depthwise convs in fp16 (faster INT8 on x86)")
+    ] = False,
 ) -> None:
     """Convert an ONNX detector into verified ncnn fp32/fp16 builds with a manifest."""
     from converters.convert import Int8Options, convert_onnx
@@ -58,7 +63,11 @@ def convert_command(
     if not 0.0 <= auto_keep_float < 1.0:
         raise EdgekitError(f"--auto-keep-float takes a cosine target in [0, 1), got {auto_keep_float}")
     int8_options = (
-        Int8Options(calib, method, calib_num, list(keep_float or []), auto_keep_float or False) if int8 else None
+        Int8Options(
+            calib, method, calib_num, list(keep_float or []), auto_keep_float or False, float_depthwise
+        )
+        if int8
+        else None
     )
     with console.status("converting", spinner="dots") as status:
         result = convert_onnx(

@@ -1,0 +1,243 @@
+"""fp32 ncnn build + calibration images -> INT8 ncnn build and its table (``convert --int8``).
+
+Methods: ``kl`` and ``aciq`` (ncnn2table's), ``eq`` (kl, then a per-layer input-scale search,
+0.5x..2x, on layer-output cosine similarity; ncnn2table's eq also searches every weight
+channel, which is not done here) and ``search`` (edgekit's: eq's grid plus absmax, percentile
+and aciq candidates, then bias correction). Any method can be combined with hand-picked
+(``keep_float``), automatic (``auto_keep_float``) and all-depthwise (``float_depthwise``) fp16
+layers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from converters.calib_table import CalibrationTable, write_table
+from converters.calibration import (
+    QUANTIZABLE_TYPES,
+    Progress,
+    as_progress,
+    collect_statistics,
+    list_images,
+    quant_targets,
+)
+from converters.int8_tuning import AUTO_MAX_BIN_RATIO
+from converters.int8_writer import write_int8_model
+from converters.thresholds import (
+    activation_threshold,
+    layer_weight_scales,
+    threshold_to_scale,
+)
+from edge.errors import EdgekitError
+from edge.manifest import InputSpec
+from edge.ncnn_model import NcnnModel, open_net
+
+METHODS = ("kl", "aciq", "eq", "search")
+DEFAULT_AUTO_TARGET = 0.999  # output cosine similarity the automatic keep-float mode aims for
+TUNING_IMAGES = 8  # images used for per-layer searches and sensitivity ranking
+
+
+@dataclass
+class Int8Result:
+    """What :func:`build_int8` produced."""
+
+    param: Path
+    bin: Path
+    table_path: Path
+    method: str
+    quantized_layers: int
+    kept_float: dict[str, str] = field(default_factory=dict)  # layer -> reason
+    fused_requantize: int = 0
+    images: int = 0
+    output_cosine: float | None = None  # INT8 vs fp32 on the tuning images (when measured)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+def table_from_stats(model: NcnnModel, stats, method: str) -> CalibrationTable:
+    """ncnn2table's table for ``method`` (kl or aciq; eq and search start from kl)."""
+    base = "aciq" if method == "aciq" else "kl"
+    table = CalibrationTable(comments=[f"edgekit INT8 table, method {method}, {len(stats.images)} images"])
+    for target in stats.targets:
+        layer = model.layer(target.layer)
+        weight = layer.weight("weight").array
+        table.weight_scales[layer.name] = layer_weight_scales(layer.type, layer.params, weight, base)
+        blob = stats.blobs[layer.name]
+        threshold = activation_threshold(base, blob.histogram, blob.hist_range, blob.absmax, blob.count)
+        table.input_scales[layer.name] = threshold_to_scale(threshold)
+    return table
+
+
+def apply_keep_float(model: NcnnModel, table: CalibrationTable, layers: list[str], reason: str) -> None:
+    """Keep ``layers`` in floating point; unknown or unquantizable names are errors."""
+    known = {layer.name: layer.type for layer in model.layers}
+    for name in layers:
+        if name not in known:
+            raise EdgekitError(f"--keep-float {name}: the model has no layer with that name")
+        if name not in table.input_scales and name not in table.kept_float:
+            raise EdgekitError(f"--keep-float {name}: a {known[name]} layer is not quantized anyway")
+        table.keep_float(name, reason)
+
+
+@dataclass
+class Calibration:
+    """A table and the statistics behind it (the fp32 net stays loaded for tuning)."""
+
+    model: NcnnModel
+    net: object  # ncnn.Net of the fp32 model
+    table: CalibrationTable
+    stats: object  # converters.calibration.CalibrationStats
+    images: list[Path]
+    timings: dict[str, float]
+
+    def close(self) -> None:
+        self.net.clear()
+
+
+def calibrate(
+    fp32_param: Path,
+    fp32_bin: Path,
+    input_spec: InputSpec,
+    images: Path,
+    *,
+    method: str = "kl",
+    num_images: int | None = None,
+    threads: int = 1,
+    progress: Progress | None = None,
+) -> Calibration:
+    """Run the fp32 model over the images and choose scales by ``method``."""
+    from converters import int8_tuning
+
+    if method not in METHODS:
+        raise EdgekitError(f"unknown INT8 method {method!r} (expected one of {', '.join(METHODS)})")
+    progress = as_progress(progress)
+    clock = time.perf_counter()
+    image_paths = list_images(Path(images), num_images)
+    model = NcnnModel.read(fp32_param, fp32_bin).validate()
+    if any(int(layer.get(8, 0)) for layer in model.layers if layer.type in QUANTIZABLE_TYPES):
+        raise EdgekitError(f"{fp32_param} is already INT8; calibrate the fp32 model")
+    net = open_net(fp32_param, fp32_bin, num_threads=threads, use_int8_inference=False)
+    try:
+        targets = quant_targets(net)
+        if not targets:
+            raise EdgekitError(
+                f"{fp32_param} has no Convolution, ConvolutionDepthWise or InnerProduct layer to quantize"
+            )
+        stats = collect_statistics(net, input_spec, image_paths, targets=targets, progress=progress)
+        timings = {"statistics": time.perf_counter() - clock}
+        table = table_from_stats(model, stats, method)
+        timings["thresholds"] = time.perf_counter() - clock - timings["statistics"]
+        if method in ("eq", "search"):
+            tuner = int8_tuning.Tuner(
+                model, net, input_spec, image_paths[:TUNING_IMAGES], stats, threads=threads
+            )
+            tuner.search_input_scales(
+                table, objective="cosine" if method == "eq" else "search", progress=progress
+            )
+            timings["search"] = time.perf_counter() - clock - sum(timings.values())
+    except BaseException:
+        net.clear()
+        raise
+    return Calibration(model, net, table, stats, image_paths, timings)
+
+
+def build_int8(
+    fp32_param: Path,
+    fp32_bin: Path,
+    input_spec: InputSpec,
+    images: Path,
+    out_param: Path,
+    out_bin: Path,
+    table_path: Path,
+    *,
+    method: str = "kl",
+    num_images: int | None = None,
+    keep_float: list[str] | None = None,
+    auto_keep_float: bool | float = False,
+    float_depthwise: bool = False,
+    auto_max_bin_ratio: float | None = AUTO_MAX_BIN_RATIO,
+    bias_correction: bool | None = None,
+    threads: int = 1,
+    progress: Progress | None = None,
+) -> Int8Result:
+    """Calibrate ``fp32_param``/``fp32_bin`` on ``images`` and write the INT8 model and its table.
+
+    ``auto_keep_float``: True (target cosine 0.999) or a target in (0, 1): keep the fewest most
+    sensitive layers in fp16 so the outputs reach that cosine similarity with fp32 on the
+    tuning images, keeping the INT8 .bin under ``auto_max_bin_ratio`` of the fp16 one.
+    ``float_depthwise`` keeps every ConvolutionDepthWise float: ncnn's int8
+    depthwise kernels are far slower than fp32 on x86, so this is the faster INT8 graph there
+    (at a slightly larger .bin). ``bias_correction`` defaults to on for ``search``, off otherwise.
+    """
+    from converters import int8_tuning
+
+    target = _auto_target(auto_keep_float)
+    progress = as_progress(progress)
+    clock = time.perf_counter()
+    cal = calibrate(
+        fp32_param,
+        fp32_bin,
+        input_spec,
+        images,
+        method=method,
+        num_images=num_images,
+        threads=threads,
+        progress=progress,
+    )
+    model, table, timings = cal.model, cal.table, cal.timings
+    try:
+        if keep_float:
+            apply_keep_float(model, table, keep_float, "requested (--keep-float)")
+        if float_depthwise:
+            depthwise = [
+                ly.name
+                for ly in model.layers
+                if ly.type == "ConvolutionDepthWise" and ly.name in table.input_scales
+            ]
+            apply_keep_float(
+                model, table, depthwise, "depthwise kept float (ncnn's int8 depthwise is slow on x86)"
+            )
+        use_bias = (method == "search") if bias_correction is None else bias_correction
+        deltas = int8_tuning.bias_corrections(model, table, cal.stats) if use_bias else None
+        output_cosine = None
+        if target is not None:
+            tuner = int8_tuning.Tuner(
+                model, cal.net, input_spec, cal.images[:TUNING_IMAGES], cal.stats, threads=threads
+            )
+            output_cosine = tuner.auto_keep_float(
+                table, target, bias_deltas=deltas, max_bin_ratio=auto_max_bin_ratio, progress=progress
+            )
+            timings["keep_float"] = time.perf_counter() - clock - sum(timings.values())
+    finally:
+        cal.close()
+    int8_model, report = write_int8_model(model, table, bias_deltas=deltas)
+    int8_model.write(out_param, out_bin)
+    write_table(table, table_path)
+    check = open_net(out_param, out_bin, num_threads=1, use_int8_inference=True)
+    check.clear()
+    timings["write"] = time.perf_counter() - clock - sum(timings.values())
+    timings["total"] = time.perf_counter() - clock
+    return Int8Result(
+        param=Path(out_param),
+        bin=Path(out_bin),
+        table_path=Path(table_path),
+        method=method,
+        quantized_layers=len(report.quantized),
+        kept_float=dict(table.kept_float),
+        fused_requantize=len(report.fused),
+        images=len(cal.images),
+        output_cosine=output_cosine,
+        timings=timings,
+    )
+
+
+def _auto_target(auto_keep_float: bool | float) -> float | None:
+    if auto_keep_float is False or auto_keep_float is None:
+        return None
+    if auto_keep_float is True:
+        return DEFAULT_AUTO_TARGET
+    target = float(auto_keep_float)
+    if not 0.0 < target < 1.0:
+        raise EdgekitError(f"automatic keep-float target must be a cosine similarity in (0, 1), got {target}")
+    return target

@@ -1,0 +1,69 @@
+"""``edgekit calibrate``: write an INT8 calibration table (ncnn2table format) for a build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edge.cli import app
+
+console = Console(stderr=True)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    build: Annotated[
+        Path, typer.Argument(help="build directory made by 'edgekit convert' (uses its fp32 model)")
+    ],
+    images: Annotated[Path, typer.Option("--images", help="folder of calibration images")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="table file to write")],
+    method: Annotated[str, typer.Option(help="kl | aciq | eq | search")] = "kl",
+    num: Annotated[int | None, typer.Option("--num", help="use at most N images (sorted by name)")] = None,
+    threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing table")] = False,
+) -> None:
+    """Run the fp32 build over calibration images and write a table ncnn2int8 also accepts."""
+    from converters.calib_table import write_table
+    from converters.int8_build import calibrate
+    from edge.atomic import refuse_overwrite
+    from edge.manifest import load_manifest
+
+    refuse_overwrite(out, force)
+    manifest = load_manifest(build)
+    files = manifest.build("fp32")
+    build_dir = build if build.is_dir() else build.parent
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            key = stage.split(" (")[0]
+            if key not in tasks:
+                tasks[key] = bar.add_task(stage, total=total)
+            bar.update(tasks[key], completed=done, description=stage)
+
+        cal = calibrate(
+            build_dir / files.param,
+            build_dir / files.bin,
+            manifest.input,
+            images,
+            method=method,
+            num_images=num,
+            threads=threads,
+            progress=progress,
+        )
+    cal.close()
+    write_table(cal.table, out)
+    seconds = sum(cal.timings.values())
+    console.print(
+        f"wrote {out}: {len(cal.table.input_scales)} layers, method {method}, {len(cal.images)} images, {seconds:.1f} s"
+    )
