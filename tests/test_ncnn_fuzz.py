@@ -23,7 +23,7 @@ from edge.errors import ModelFormatError
 from edge.ncnn_model import NcnnModel, synthesize_weights
 
 FUZZ_SETTINGS = settings(
-    max_examples=1500,
+    max_examples=3000,
     deadline=None,
     derandomize=True,
     database=None,
