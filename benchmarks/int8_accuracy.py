@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from converters.int8_build import build_int8  # noqa: E402
+from converters.speed_check import median_latency_ms  # noqa: E402
 from edge.coco_eval import evaluate, load_coco  # noqa: E402
 from edge.detector import Detector  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
@@ -171,33 +171,14 @@ def layer_bench(channels: int, threads: int, loops: int = 30) -> None:
                 param, binf = Path(tmp) / f"{len(timings)}.param", Path(tmp) / f"{len(timings)}.bin"
                 variant.write(param, binf)
                 precision = "fp32" if name == "fp32" else "int8"
-                timings[name] = _median_ms(param, binf, precision, [1, channels, 52, 52], src, threads, loops)
+                timings[name] = median_latency_ms(
+                    param, binf, precision, "in", [1, channels, 52, 52], [src], threads=threads, loops=loops
+                )
         print(
             f"{label:>14} x6, {channels} ch, 52x52, {threads} thread(s): "
             + ", ".join(f"{k} {v:.2f} ms" for k, v in timings.items()),
             flush=True,
         )
-
-
-def _median_ms(
-    param: Path, binf: Path, precision: str, shape: list[int], output: str, threads: int, loops: int
-) -> float:
-    import ncnn
-    import numpy as np
-
-    from benchmarks.runner import configure, time_net
-
-    net = ncnn.Net()
-    configure(net.opt, precision, threads)
-    if net.load_param(str(param)) != 0 or net.load_model(str(binf)) != 0:
-        raise RuntimeError(f"ncnn could not load {param}")
-    data = np.random.default_rng(0).standard_normal(shape[1:]).astype(np.float32)
-    mat = ncnn.Mat(data)
-    try:
-        return statistics.median(time_net(net, "in", mat, [output], loops, 3))
-    finally:
-        del mat
-        net.clear()
 
 
 def print_table(results: dict) -> None:
