@@ -58,8 +58,6 @@ def evaluate_model(path: Path, precision: str, dataset, threads: int) -> float:
 def latency_ms(
     param: Path, binf: Path, precision: str, input_name: str, shape: list[int], threads: int
 ) -> float:
-    from converters.speed_check import median_latency_ms
-
     return median_latency_ms(param, binf, precision, input_name, shape, ["out0"], threads=threads, loops=30)
 
 
