@@ -1,0 +1,158 @@
+"""edgekit's published NanoDet figures: latency of NanoDet-Plus-m-1.5x 416 builds, and the
+Python runner against a C++ timing loop. Prints them and updates ``benchmarks/results.json``.
+
+    python3 benchmarks/bench_nanodet.py [--target local] [--threads 1,2] [--repeats 3]
+        [--loops 50] [--warmup 10] [--no-cpp | --cpp-native] [--results benchmarks/results.json]
+
+Builds: fp32 and fp16 converted with ``edgekit convert`` from the shared
+``nanodet-plus-m-1.5x_416-from-int8.onnx`` (cached under ``~/.cache/edgekit/bench-builds``),
+plus the shared INT8 ncnn model of the same network. Each configuration is measured
+``--repeats`` times (separate runner processes); the table gives the median of the per-run
+medians and the run-to-run spread (max - min of the run medians, relative to their median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.harness import BenchConfig, BenchReport, run_benchmarks  # noqa: E402
+from benchmarks.targets.registry import parse_target  # noqa: E402
+from edge.atomic import write_json  # noqa: E402
+from edge.errors import EdgekitError  # noqa: E402
+
+SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
+ONNX = SHARED / "models" / "onnx" / "nanodet-plus-m-1.5x_416-from-int8.onnx"
+INT8 = SHARED / "models" / "ncnn" / "nanodet-plus-m-1.5x_416-int8" / "model.param"
+BUILD_CACHE = Path.home() / ".cache" / "edgekit" / "bench-builds"
+RESULTS = REPO / "benchmarks" / "results.json"
+
+
+def float_build() -> Path:
+    """The fp32 + fp16 edgekit build of NanoDet-Plus-m-1.5x 416 (converted once, then reused)."""
+    out = BUILD_CACHE / "nanodet-plus-m-1.5x_416"
+    if not (out / "manifest.json").is_file():
+        from converters.convert import convert_onnx
+
+        print(f"converting {ONNX.name} (first run only)", file=sys.stderr)
+        convert_onnx(ONNX, out, fp16=True, verify=True, force=True)
+    return out
+
+
+def summarize(reports: list[BenchReport]) -> list[dict]:
+    """Per (target, build, precision, threads): median of run medians and the spread."""
+    groups: dict[tuple, list] = {}
+    for report in reports:
+        for r in report.results:
+            groups.setdefault((r.target, r.build, r.precision, r.threads), []).append(r)
+    rows = []
+    for (target, build, precision, threads), runs in groups.items():
+        medians = [r.latency_ms.median for r in runs]
+        mid = statistics.median(medians)
+        rows.append(
+            {
+                "target": target,
+                "build": build,
+                "precision": precision,
+                "threads": threads,
+                "runs": len(runs),
+                "median_ms": round(mid, 3),
+                "run_medians_ms": [round(m, 3) for m in medians],
+                "spread_pct": round(100 * (max(medians) - min(medians)) / mid, 1),
+                "p90_ms": round(statistics.median(r.latency_ms.p90 for r in runs), 3),
+                "fps": round(1000 / statistics.median(r.latency_ms.mean for r in runs), 2),
+                "load_ms": round(statistics.median(r.load_ms for r in runs), 2),
+                "peak_memory_mb": round(max(r.peak_memory_mb for r in runs), 1),
+                "size_bytes": runs[0].size_bytes,
+                "emulated": runs[0].emulated,
+            }
+        )
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    head = f"{'build':32} {'prec':5} {'thr':>3} {'median ms':>10} {'spread':>7} {'p90 ms':>8} {'FPS':>7} {'size MB':>8}"
+    print(head)
+    for r in rows:
+        print(
+            f"{r['build']:32} {r['precision']:5} {r['threads']:>3} {r['median_ms']:>10.2f} "
+            f"{r['spread_pct']:>6.1f}% {r['p90_ms']:>8.2f} {r['fps']:>7.1f} {r['size_bytes'] / 1e6:>8.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="local")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--loops", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--no-cpp", action="store_true", help="skip the runner-vs-C++ comparison")
+    parser.add_argument(
+        "--cpp-native", action="store_true", help="C++ side: ncnn built for this CPU's ISA (quicker build)"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    try:
+        builds = [float_build(), INT8]
+        config = BenchConfig(
+            precisions=("fp32", "fp16", "int8"),
+            threads=tuple(int(t) for t in args.threads.split(",")),
+            loops=args.loops,
+            warmup=args.warmup,
+            shape=(3, 416, 416),
+        )
+        reports = []
+        for i in range(args.repeats):
+            print(f"run {i + 1}/{args.repeats}", file=sys.stderr)
+            report = run_benchmarks(builds, [parse_target(args.target)], config)
+            if report.errors:
+                raise EdgekitError("; ".join(e.message for e in report.errors))
+            reports.append(report)
+    except EdgekitError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    rows = summarize(reports)
+    target_info = reports[0].targets
+    print_rows(rows)
+    for name, info in target_info.items():
+        print(f"{name}: {info.get('cpu')}, {info.get('cores')} cores, ncnn {info.get('ncnn_version')}")
+
+    comparison = None
+    if not args.no_cpp:
+        from benchmarks.runner_vs_cpp import compare, print_comparison
+
+        fp32 = builds[0] / "model.fp32.param"
+        comparison = compare(
+            fp32,
+            shape="3,416,416",
+            threads=1,
+            loops=args.loops,
+            rounds=args.repeats,
+            runtime_cpu=not args.cpp_native,
+        )
+        print_comparison(comparison)
+
+    results = {
+        "generated_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": "python3 benchmarks/bench_nanodet.py " + " ".join(sys.argv[1:]),
+        "config": {"repeats": args.repeats, "loops": args.loops, "warmup": args.warmup},
+        "targets": target_info,
+        "nanodet_plus_m_1_5x_416": rows,
+        "runner_vs_cpp": comparison,
+        "notes": reports[0].notes,
+    }
+    write_json(args.results, results)
+    print(f"wrote {args.results}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
