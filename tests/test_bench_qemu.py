@@ -14,7 +14,6 @@ on one side. Raw outputs must agree to cosine > 0.999.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -52,26 +51,6 @@ def _need_tools() -> None:
 def board() -> Path:
     _need_tools()
     return ensure_board()
-
-
-@pytest.fixture(scope="module")
-def nanodet_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An fp32 + fp16 edgekit build of NanoDet-Plus-m 416 (converted once per test session)."""
-    from converters.convert import convert_onnx
-
-    onnx = require_asset("models/onnx/nanodet-plus-m_416.onnx")
-    base = tmp_path_factory.getbasetemp()
-    out = base / "nanodet-plus-m_416-build"
-    with open(base / "nanodet-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "manifest.json").is_file():
-            convert_onnx(onnx, out, fp16=True, verify=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def int8_param() -> Path:
-    return require_asset("models/ncnn/nanodet-plus-m_416-int8/model.param")
 
 
 def test_qemu_full_report_fp32_fp16_int8(board: Path, int8_param: Path) -> None:
@@ -172,7 +151,7 @@ def compare_detections(
 def test_qemu_detections_match_x86(
     precision: str,
     board: Path,
-    nanodet_build: Path,
+    nanodet_plus_build: Path,
     int8_param: Path,
     demo_images: Path,
     tmp_path: Path,
@@ -181,7 +160,7 @@ def test_qemu_detections_match_x86(
     and every detection scoring 0.5 or more; seen here: 1 of 63 (a small car at 0.44 vs 0.40) is
     off, the rest within 0.1 px / 0.005. int8: ARM's int8 kernels round differently, seen here:
     boxes within 5 px at 416, scores within 0.08, so 6 px / 0.1, and every detection must match."""
-    model = int8_param if precision == "int8" else nanodet_build
+    model = int8_param if precision == "int8" else nanodet_plus_build
     spec = resolve_model(model, precision=precision)
     images = sorted(p for p in demo_images.iterdir() if p.suffix.lower() in (".jpg", ".png"))
     assert len(images) >= 5

@@ -7,7 +7,6 @@ known_hosts file holding the temporary host key.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -21,7 +20,6 @@ import pytest
 
 from benchmarks.harness import BenchConfig, run_benchmarks
 from benchmarks.targets.registry import parse_target
-from tests.conftest import require_asset
 from tests.support.sshd import SshServer, sshd_available, start_sshd
 
 SHAPE = (3, 416, 416)
@@ -51,36 +49,18 @@ def ssh_env(server: SshServer, monkeypatch: pytest.MonkeyPatch) -> SshServer:
     return server
 
 
-@pytest.fixture(scope="module")
-def nanodet_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An fp32 + fp16 edgekit build of NanoDet-Plus-m 416 (converted once per test session)."""
-    from converters.convert import convert_onnx
-
-    onnx = require_asset("models/onnx/nanodet-plus-m_416.onnx")
-    base = tmp_path_factory.getbasetemp()
-    out = base / "nanodet-plus-m_416-build"
-    with open(base / "nanodet-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "manifest.json").is_file():
-            convert_onnx(onnx, out, fp16=True, verify=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def int8_param() -> Path:
-    return require_asset("models/ncnn/nanodet-plus-m_416-int8/model.param")
-
-
 def _remote_dirs() -> set[str]:
     """edgekit's temporary directories on the 'board' (this machine, reached over loopback)."""
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     return {p.name for p in tmp.glob("edgekit-bench.*")}
 
 
-def test_ssh_full_report_fp32_fp16_int8(ssh_env: SshServer, nanodet_build: Path, int8_param: Path) -> None:
+def test_ssh_full_report_fp32_fp16_int8(
+    ssh_env: SshServer, nanodet_plus_build: Path, int8_param: Path
+) -> None:
     before = _remote_dirs()
     config = BenchConfig(threads=(1, 2), loops=3, warmup=1, shape=SHAPE)
-    report = run_benchmarks([nanodet_build, int8_param], [parse_target(ssh_env.spec)], config)
+    report = run_benchmarks([nanodet_plus_build, int8_param], [parse_target(ssh_env.spec)], config)
     data = report.to_dict()
     assert data["errors"] == []
     rows = {(r["build"], r["precision"], r["threads"]) for r in data["results"]}
@@ -99,9 +79,11 @@ def test_ssh_full_report_fp32_fp16_int8(ssh_env: SshServer, nanodet_build: Path,
         assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p99"]
         assert lat["min"] <= lat["mean"] and r["fps"] == pytest.approx(1000 / lat["mean"])
         assert r["load_ms"] > 0 and r["peak_memory_mb"] > 10
-    manifest = json.loads((nanodet_build / "manifest.json").read_text())
+    manifest = json.loads((nanodet_plus_build / "manifest.json").read_text())
     fp32 = manifest["builds"]["fp32"]
-    expected = (nanodet_build / fp32["param"]).stat().st_size + (nanodet_build / fp32["bin"]).stat().st_size
+    expected = (nanodet_plus_build / fp32["param"]).stat().st_size + (
+        nanodet_plus_build / fp32["bin"]
+    ).stat().st_size
     assert {r["size_bytes"] for r in data["results"] if r["precision"] == "fp32"} == {expected}
     info = data["targets"][ssh_env.spec]
     assert info["cores"] >= 1 and info["ncnn_version"] and info["os"] and info["python"]
@@ -143,7 +125,7 @@ def test_ssh_unknown_host_key_is_refused(
 
 
 def test_ssh_server_killed_mid_run_keeps_results(
-    nanodet_build: Path, int8_param: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nanodet_plus_build: Path, int8_param: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The board dies while the second model is being measured: the first one's results stay."""
     _need_sshd()
@@ -176,7 +158,7 @@ def test_ssh_server_killed_mid_run_keeps_results(
         config = BenchConfig(
             precisions=("fp32", "fp16", "int8"), threads=(1,), loops=50, warmup=1, shape=SHAPE
         )
-        report = run_benchmarks([nanodet_build, int8_param], [parse_target(srv.spec)], config, progress)
+        report = run_benchmarks([nanodet_plus_build, int8_param], [parse_target(srv.spec)], config, progress)
     finally:
         for t in watchers:
             t.join()

@@ -31,16 +31,6 @@ def edgekit(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def plus_build(tmp_path_factory) -> Path:
-    """nanodet-plus-m_416.onnx converted once per session by ``converters.convert``."""
-    from converters.convert import convert_onnx
-
-    onnx = require_asset("models/onnx/nanodet-plus-m_416.onnx")
-    result = convert_onnx(onnx, tmp_path_factory.mktemp("builds") / "plus416")
-    return result.manifest_path.parent
-
-
-@pytest.fixture(scope="session")
 def legacy_build(tmp_path_factory) -> Path:
     """nanodet-m_416.onnx (integrated distances in bins) converted once per session."""
     from converters.convert import convert_onnx
@@ -65,8 +55,8 @@ def _plus_variants(ncnn_models: Path, build: Path) -> dict[str, Detector]:
     }
 
 
-def test_every_layout_gives_the_same_detections(ncnn_models, demo_images, plus_build):
-    detectors = _plus_variants(ncnn_models, plus_build)
+def test_every_layout_gives_the_same_detections(ncnn_models, demo_images, nanodet_plus_build):
+    detectors = _plus_variants(ncnn_models, nanodet_plus_build)
     for name in CROSS_LAYOUT_IMAGES:
         image = cv2.imread(str(demo_images / name))
         found = {key: det.detect(image) for key, det in detectors.items()}
@@ -85,19 +75,19 @@ def test_every_layout_gives_the_same_detections(ncnn_models, demo_images, plus_b
     }
 
 
-def test_eval_same_map_across_layouts_and_precisions(ncnn_models, plus_build, coco_subset):
+def test_eval_same_map_across_layouts_and_precisions(ncnn_models, nanodet_plus_build, coco_subset):
     """edgekit eval --json: the build in fp32 and fp16, the clsdis and pnnx models agree."""
     ann, images = coco_subset
     run = edgekit(
-        "eval", plus_build, ncnn_models / "nanodet-plus-m_416-clsdis/model.param",
+        "eval", nanodet_plus_build, ncnn_models / "nanodet-plus-m_416-clsdis/model.param",
         ncnn_models / "nanodet-plus-m_416-pnnx/model.param",
         "--coco", ann, "--images", images, "--limit", EVAL_IMAGES, "--json",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout)["results"]
     assert [(r["build"], r["precision"]) for r in results] == [
-        ("plus416", "fp32"),
-        ("plus416", "fp16"),
+        ("nanodet-plus-m_416-build", "fp32"),
+        ("nanodet-plus-m_416-build", "fp16"),
         ("nanodet-plus-m_416-clsdis", "fp32"),
         ("nanodet-plus-m_416-pnnx", "fp32"),
     ]
@@ -217,7 +207,7 @@ def test_detect_errors(tmp_path, ncnn_models, demo_images):
     )
 
 
-def test_eval_errors(tmp_path, ncnn_models, coco_subset, plus_build):
+def test_eval_errors(tmp_path, ncnn_models, coco_subset, nanodet_plus_build):
     ann, images = coco_subset
     data = json.loads(ann.read_text())
     data["images"] = [*data["images"][:3], {**data["images"][3], "file_name": "000000999999.jpg"}]
@@ -230,10 +220,10 @@ def test_eval_errors(tmp_path, ncnn_models, coco_subset, plus_build):
     )
     _one_line_error(edgekit("eval", param, "--coco", tmp_path / "none.json", "--images", images), "not found")
     _one_line_error(
-        edgekit("eval", plus_build, "--precision", "int8", "--coco", ann, "--images", images),
+        edgekit("eval", nanodet_plus_build, "--precision", "int8", "--coco", ann, "--images", images),
         "holds fp32, fp16; none of int8",
     )
     with pytest.raises(EdgekitError, match=r"this build has no int8 model \(it has: fp32, fp16\)"):
-        Detector.open(plus_build, precision="int8")
+        Detector.open(nanodet_plus_build, precision="int8")
     with pytest.raises(EdgekitError, match="model not found"):
         Detector.open(tmp_path / "missing")
