@@ -124,11 +124,6 @@ class AdbTarget(Target):
         return cls(parse_target_spec(spec))
 
     # -- lifecycle ------------------------------------------------------------------------
-    @property
-    def workdir(self) -> str:
-        if self._workdir is None:
-            raise TargetError(f"{self.name} is not open")
-        return self._workdir
 
     def open(self) -> None:
         self._adb = find_adb()

@@ -46,10 +46,15 @@ class Target(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Remove the working directory and disconnect; never raises."""
 
+    #: the target-side working directory once :meth:`open` has made it
+    _workdir: str | Path | None = None
+
     @property
-    @abc.abstractmethod
     def workdir(self) -> str:
-        """The target-side directory that pushed files land in."""
+        """The target-side directory that pushed files land in (an error before :meth:`open`)."""
+        if self._workdir is None:
+            raise TargetError(f"{self.name} is not open")
+        return str(self._workdir)
 
     @abc.abstractmethod
     def push(self, local: Path, remote_name: str) -> str:

@@ -13,20 +13,20 @@ from benchmarks.targets.base import RunResult, Target, TargetError
 
 
 class LocalTarget(Target):
-    """Runs the runner in a private temporary directory with this Python interpreter."""
+    """Runs the runner in a private temporary directory with this Python interpreter.
+
+    Subclasses whose files also live on this machine (the emulated board) override
+    :meth:`command` to say how a target-side command line runs here.
+    """
+
+    workdir_prefix = "edgekit-bench-local-"
 
     def __init__(self, name: str = "local") -> None:
         self.name = name
         self._workdir: Path | None = None
 
-    @property
-    def workdir(self) -> str:
-        if self._workdir is None:
-            raise TargetError("target is not open")
-        return str(self._workdir)
-
     def open(self) -> None:
-        self._workdir = Path(tempfile.mkdtemp(prefix="edgekit-bench-local-"))
+        self._workdir = Path(tempfile.mkdtemp(prefix=self.workdir_prefix))
 
     def close(self) -> None:
         if self._workdir is not None:
@@ -41,23 +41,28 @@ class LocalTarget(Target):
             raise TargetError(f"cannot copy {local} to {dest}: {exc}") from None
         return str(dest)
 
-    def run(self, argv: list[str], timeout: float) -> RunResult:
+    def command(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+        """The host command line and environment that run ``argv`` on this target."""
         # "python3" means the interpreter edgekit runs under (the one that has ncnn installed)
         argv = [sys.executable, *argv[1:]] if argv and argv[0] == "python3" else list(argv)
+        return argv, {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def run(self, argv: list[str], timeout: float) -> RunResult:
         try:
+            command, env = self.command(argv)
             proc = subprocess.run(
-                argv,
+                command,
                 cwd=self.workdir,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                env=env,
                 check=False,
             )
         except FileNotFoundError:
             return RunResult(127, "", f"{argv[0]}: command not found")
         except subprocess.TimeoutExpired:
-            raise TargetError(f"{argv[0]} did not finish within {timeout:.0f} s") from None
+            raise TargetError(f"{self.name}: {argv[0]} did not finish within {timeout:.0f} s") from None
         return RunResult(proc.returncode, proc.stdout, proc.stderr)
 
     def pull(self, remote: str, local: Path) -> Path:

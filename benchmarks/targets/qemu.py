@@ -22,7 +22,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.targets.base import RunResult, Target, TargetError
+from benchmarks.targets.base import TargetError
+from benchmarks.targets.local import LocalTarget
 
 SUITE = "bookworm"  # Debian 12: python3.11, matching the cp311 wheels below
 PYTHON_TAG = "3.11"
@@ -130,41 +131,22 @@ def _ncnn_requirement() -> str:
         return "ncnn"
 
 
-class QemuTarget(Target):
+class QemuTarget(LocalTarget):
     """``qemu-aarch64``: runs commands under ``qemu-aarch64-static -cpu max`` in a host temp dir."""
 
     emulated = True
+    workdir_prefix = "edgekit-bench-qemu-"
 
     def __init__(self, cache: Path | None = None, cpu: str = "max", name: str = "qemu-aarch64") -> None:
-        self.name = name
+        super().__init__(name)
         self.cache = cache
         self.cpu = cpu
         self._board: Path | None = None
-        self._workdir: Path | None = None
-
-    @property
-    def workdir(self) -> str:
-        if self._workdir is None:
-            raise TargetError(f"{self.name} is not open")
-        return str(self._workdir)
 
     def open(self) -> None:
         self._qemu = _tool("qemu-aarch64-static")
         self._board = ensure_board(self.cache)
-        self._workdir = Path(tempfile.mkdtemp(prefix="edgekit-bench-qemu-"))
-
-    def close(self) -> None:
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-
-    def push(self, local: Path, remote_name: str) -> str:
-        dest = Path(self.workdir) / remote_name
-        try:
-            shutil.copyfile(local, dest)
-        except OSError as exc:
-            raise TargetError(f"cannot copy {local} to {dest}: {exc}") from None
-        return str(dest)
+        super().open()
 
     def _resolve(self, program: str) -> str:
         assert self._board is not None
@@ -178,12 +160,12 @@ class QemuTarget(Target):
                 return str(root / d / program)
         return program
 
-    def run(self, argv: list[str], timeout: float) -> RunResult:
+    def command(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
         if self._board is None:
             raise TargetError(f"{self.name} is not open")
         program = self._resolve(argv[0])
         if not Path(program).exists():
-            return RunResult(127, "", f"{argv[0]}: not found")
+            raise FileNotFoundError(program)
         env = {
             **os.environ,
             "QEMU_LD_PREFIX": str(self._board / "root"),
@@ -191,23 +173,4 @@ class QemuTarget(Target):
             "PYTHONPATH": str(self._board / "site"),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        try:
-            proc = subprocess.run(
-                [self._qemu, program, *argv[1:]],
-                cwd=self.workdir,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise TargetError(f"{self.name}: {argv[0]} did not finish within {timeout:.0f} s") from None
-        return RunResult(proc.returncode, proc.stdout, proc.stderr)
-
-    def pull(self, remote: str, local: Path) -> Path:
-        try:
-            shutil.copyfile(remote, local)
-        except OSError as exc:
-            raise TargetError(f"cannot copy {remote} back: {exc}") from None
-        return Path(local)
+        return [self._qemu, program, *argv[1:]], env

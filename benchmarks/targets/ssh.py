@@ -100,12 +100,6 @@ class SshTarget(Target):
 
     # -- Target --------------------------------------------------------------------------------
 
-    @property
-    def workdir(self) -> str:
-        if self._workdir is None:
-            raise TargetError(f"{self.name} is not open")
-        return self._workdir
-
     def open(self) -> None:
         code, out, err = self._ssh(
             'mktemp -d "${TMPDIR:-/tmp}/edgekit-bench.XXXXXX"', timeout=self.connect_timeout + 30
