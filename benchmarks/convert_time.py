@@ -33,7 +33,9 @@ def main() -> None:
     print(f"edgekit convert {args.onnx.name}: fp32 + fp16, verified on {args.images} ({args.runs} runs)")
     for step in runs[0]:
         values = [r[step] for r in runs]
-        print(f"  {step:16s} median {statistics.median(values):6.2f} s   (min {min(values):.2f}, max {max(values):.2f})")
+        print(
+            f"  {step:16s} median {statistics.median(values):6.2f} s   (min {min(values):.2f}, max {max(values):.2f})"
+        )
     total = statistics.median(r["total"] for r in runs)
     verdict = "meets" if total <= TARGET_S else "MISSES"
     print(f"total median {total:.2f} s: {verdict} the {TARGET_S:.0f} s target (cores: {os.cpu_count()})")

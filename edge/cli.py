@@ -29,6 +29,7 @@ err_console = Console(stderr=True)
 def _root() -> None:
     """ONNX detectors to fast, small, verified ncnn builds for ARM edge devices."""
 
+
 COMMAND_MODULES = ("convert", "detect", "evaluate", "calibrate", "bench", "bundle")
 
 

@@ -58,7 +58,9 @@ def nanodet_plus_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from converters.convert import convert_onnx
 
     onnx = require_asset("models/onnx/nanodet-plus-m_416.onnx")
-    return convert_onnx(onnx, tmp_path_factory.mktemp("builds") / "nanodet-plus-m_416-build").manifest_path.parent
+    return convert_onnx(
+        onnx, tmp_path_factory.mktemp("builds") / "nanodet-plus-m_416-build"
+    ).manifest_path.parent
 
 
 @pytest.fixture(scope="session")

@@ -99,7 +99,12 @@ def _gemm_alpha_beta(g: GraphBuilder) -> str:
 
 def _resize_asymmetric(g: GraphBuilder) -> str:
     scales = g.const(np.array([1, 1, 2, 2], np.float32))
-    return g.op("Resize", [g.conv("images", 3, 4), "", scales], mode="linear", coordinate_transformation_mode="asymmetric")[0]
+    return g.op(
+        "Resize",
+        [g.conv("images", 3, 4), "", scales],
+        mode="linear",
+        coordinate_transformation_mode="asymmetric",
+    )[0]
 
 
 @pytest.mark.parametrize(
@@ -204,13 +209,25 @@ def _unsupported_op_model(tmp_path: Path) -> Path:
     ("make_input", "extra", "message"),
     [
         (lambda p: p / "missing.onnx", [], "ONNX file not found"),
-        (lambda p: (p / "junk.onnx").write_bytes(b"\x00garbage\xff" * 50) and p / "junk.onnx", [], "not an ONNX model"),
+        (
+            lambda p: (p / "junk.onnx").write_bytes(b"\x00garbage\xff" * 50) and p / "junk.onnx",
+            [],
+            "not an ONNX model",
+        ),
         (lambda p: (p / "text.onnx").write_text("hello") and p / "text.onnx", [], "not an ONNX model"),
         (_dynamic_model, [], "dynamic shape .* pass --input-shape"),
         (_unsupported_op_model, [], "pnnx cannot convert ONNX op DepthToSpace"),
-        (lambda p: save(GRAPHS["classifier"](), p / "c.onnx"), ["--input-shape", "1,3,64"], "--input-shape has 3 dims"),
+        (
+            lambda p: save(GRAPHS["classifier"](), p / "c.onnx"),
+            ["--input-shape", "1,3,64"],
+            "--input-shape has 3 dims",
+        ),
         (lambda p: save(GRAPHS["classifier"](), p / "c.onnx"), ["--input-shape", "a,b"], "bad --input-shape"),
-        (lambda p: save(GRAPHS["classifier"](), p / "c.onnx"), ["--preset", "nanodet-m"], "do not match preset"),
+        (
+            lambda p: save(GRAPHS["classifier"](), p / "c.onnx"),
+            ["--preset", "nanodet-m"],
+            "do not match preset",
+        ),
         (lambda p: save(GRAPHS["classifier"](), p / "c.onnx"), ["--preset", "yolo"], "unknown preset"),
     ],
 )
@@ -247,10 +264,14 @@ def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
     assert details["method"] == "kl" and details["quantized_layers"] >= 3
     assert details["calibration_images"] == len(list(demo_images.iterdir()))
     assert set(details["latency_here_ms"]) == {"fp16", "int8"}
-    assert ("SLOWER" in details["speed_note"]) == (details["latency_here_ms"]["int8"] > details["latency_here_ms"]["fp16"])
+    assert ("SLOWER" in details["speed_note"]) == (
+        details["latency_here_ms"]["int8"] > details["latency_here_ms"]["fp16"]
+    )
     table = (tmp_path / "b" / details["table"]).read_text().splitlines()
     weight_lines = [i for i, line in enumerate(table) if "_param_0 " in line]
-    input_lines = [i for i, line in enumerate(table) if line and not line.startswith("#") and "_param_0 " not in line]
+    input_lines = [
+        i for i, line in enumerate(table) if line and not line.startswith("#") and "_param_0 " not in line
+    ]
     assert weight_lines and input_lines and max(weight_lines) < min(input_lines)  # ncnn2table order
     manifest = load_manifest(tmp_path / "b")
     assert manifest.builds["int8"].extra["table"] == "calibration.table"

@@ -62,7 +62,10 @@ class GraphBuilder:
         import onnxruntime as ort
 
         def build(shapes: list[list[int] | None]) -> onnx.ModelProto:
-            outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in zip(outputs, shapes, strict=False)]
+            outs = [
+                helper.make_tensor_value_info(o, TensorProto.FLOAT, s)
+                for o, s in zip(outputs, shapes, strict=False)
+            ]
             graph = helper.make_graph(self.nodes, "edgekit_test", [self.input], outs, self.inits)
             model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
             model.ir_version = ir_version
@@ -90,7 +93,12 @@ def backbone_ops() -> onnx.ModelProto:
     s1 = g.op("Sigmoid", [s1])[0]
     sl = g.op(
         "Slice",
-        [s2, g.const(np.array([4], np.int64)), g.const(np.array([20], np.int64)), g.const(np.array([1], np.int64))],
+        [
+            s2,
+            g.const(np.array([4], np.int64)),
+            g.const(np.array([20], np.int64)),
+            g.const(np.array([1], np.int64)),
+        ],
     )[0]
     m = g.op("Concat", [s1, g.op("Clip", [sl, g.const(np.float32(0)), g.const(np.float32(6))])[0]], axis=1)[0]
     up = g.op(
