@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from edge.errors import ModelFormatError
 from edge.ncnn_model import NcnnModel, synthesize_weights
+from tests.support.ncnn_graphs import TINY_TRANSFORMER
 
 FUZZ_SETTINGS = settings(
     max_examples=3000,
@@ -302,16 +303,6 @@ def test_fuzzed_models_that_validate_never_crash_ncnn(corpus, tmp_path):
 
 
 SYNTH_GRAPHS = ("blazeface.param", "yolo-fastestv2.param", "FastestDet.param")
-TINY_TRANSFORMER = """7767517
-7 7
-Input            in        0 1 in 0=16 1=6
-MemoryData       pos       0 1 pos 0=16 1=6
-BinaryOp         addpos    2 1 in pos x0 0=0
-LayerNorm        ln        1 1 x0 x1 0=16 1=1.000000e-05
-MultiHeadAttention attn    1 1 x1 x2 0=16 1=4 2=256
-Gemm             fc        1 1 x2 x3 3=1 5=1 6=1 8=32 9=16 10=4
-Softmax          prob      1 1 x3 out 0=1 1=1
-"""
 
 
 def test_fuzzed_graphs_with_synthesized_weights_never_crash_ncnn(tmp_path):
