@@ -54,6 +54,14 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; an unreadable or malformed one is a one-line error naming ``what`` it is."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EdgekitError(f"cannot read {what} {path}: {exc}") from None
+
+
 @contextlib.contextmanager
 def staged_directory(target: Path, force: bool) -> Iterator[Path]:
     """Yield an empty staging directory that replaces ``target`` only if the block succeeds.

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.atomic import read_json
 from edge.decoders import Detections
 from edge.detector import Detector
 from edge.errors import EdgekitError
@@ -63,10 +63,7 @@ def load_coco(annotations: Path, images_dir: Path, limit: int | None = None) -> 
         raise EdgekitError(f"annotation file not found: {annotations}")
     if not images_dir.is_dir():
         raise EdgekitError(f"image folder not found: {images_dir}")
-    try:
-        data = json.loads(annotations.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgekitError(f"cannot read annotations {annotations}: {exc}") from None
+    data = read_json(annotations, "annotations")
     if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
         raise EdgekitError(
             f"{annotations} is not a COCO instances file (needs images, annotations, categories)"

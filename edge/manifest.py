@@ -6,11 +6,11 @@ runs a build (detect, eval, bench, calibrate, bundle) reads it through :func:`lo
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.atomic import read_json
 from edge.errors import EdgekitError
 
 SCHEMA = "edgekit.manifest/1"
@@ -151,8 +151,4 @@ def load_manifest(path: Path) -> Manifest:
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise EdgekitError(f"no manifest at {path}: is this a build directory made by 'edgekit convert'?")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgekitError(f"cannot read manifest {path}: {exc}") from None
-    return manifest_from_dict(data)
+    return manifest_from_dict(read_json(path, "manifest"))
