@@ -73,14 +73,21 @@ def _conv_out(size: int, kernel: int, dilation: int, stride: int, pad_a: int, pa
     return out
 
 
-def _conv_shape(layer: Layer, shape: Shape, depthwise: bool) -> Shape:
+def _conv_params(layer: Layer, shape: Shape) -> tuple:
+    """Input w, h, c and the (de)convolution's num_output, weight size, kernel, dilation, stride."""
     if len(shape) != 3:
         raise _ShapeError(f"expects a 3-D input, got {shape}")
     w, h, c = shape
-    num_output, wsize = layer.get(0, 0), layer.get(6, 0)
-    kernel_w, kernel_h = _pair(layer, 1, 11, 0)
-    dil_w, dil_h = _pair(layer, 2, 12, 1)
-    stride_w, stride_h = _pair(layer, 3, 13, 1)
+    return (
+        w, h, c, layer.get(0, 0), layer.get(6, 0),
+        _pair(layer, 1, 11, 0), _pair(layer, 2, 12, 1), _pair(layer, 3, 13, 1),
+    )  # fmt: skip
+
+
+def _conv_shape(layer: Layer, shape: Shape, depthwise: bool) -> Shape:
+    w, h, c, num_output, wsize, (kernel_w, kernel_h), (dil_w, dil_h), (stride_w, stride_h) = _conv_params(
+        layer, shape
+    )
     pad_l = layer.get(4, 0)
     pad_r, pad_t = layer.get(15, pad_l), layer.get(14, pad_l)
     pad_b = layer.get(16, pad_t)
@@ -221,13 +228,9 @@ def _interp_shape(layer: Layer, shapes: list[Shape]) -> Shape | None:
 
 
 def _deconv_shape(layer: Layer, shape: Shape, depthwise: bool) -> Shape | None:
-    if len(shape) != 3:
-        raise _ShapeError(f"expects a 3-D input, got {shape}")
-    w, h, c = shape
-    num_output, wsize = layer.get(0, 0), layer.get(6, 0)
-    kernel_w, kernel_h = _pair(layer, 1, 11, 0)
-    dil_w, dil_h = _pair(layer, 2, 12, 1)
-    stride_w, stride_h = _pair(layer, 3, 13, 1)
+    w, h, c, num_output, wsize, (kernel_w, kernel_h), (dil_w, dil_h), (stride_w, stride_h) = _conv_params(
+        layer, shape
+    )
     group = layer.get(7, 1) if depthwise else 1
     if not isinstance(group, int) or group <= 0 or c % group or num_output % group:
         raise _ShapeError(f"group {group} does not divide {c} input / {num_output} output channels")
