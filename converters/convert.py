@@ -171,6 +171,7 @@ def _int8_build(
         "quantized_layers": result.quantized_layers,
         "fused_requantize": result.fused_requantize,
         "kept_float": result.kept_float,
+        "equalized_blobs": result.equalized_blobs,
         "latency_here_ms": {p: round(v, 2) for p, v in timed.items()},
         "latency_threads": threads,
     }

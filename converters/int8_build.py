@@ -2,14 +2,16 @@
 
 Methods: ``kl`` and ``aciq`` (ncnn2table's), ``eq`` (kl, then a per-layer input-scale search,
 0.5x..2x, on layer-output cosine similarity; ncnn2table's eq also searches every weight
-channel, which is not done here) and ``search`` (edgekit's: eq's grid plus absmax, percentile
-and aciq candidates, then bias correction). Any method can be combined with hand-picked
+channel, which is not done here) and ``search`` (edgekit's: cross-layer activation
+equalization of the graph, then eq's grid plus absmax, percentile and aciq candidates, then
+bias correction). Any method can be combined with hand-picked
 (``keep_float``), automatic (``auto_keep_float``) and all-depthwise (``float_depthwise``) fp16
 layers.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from converters.calibration import (
     list_images,
     quant_targets,
 )
+from converters.equalization import EQUALIZATION_IMAGES, channel_ranges, equalization_pairs, equalize
 from converters.int8_tuning import AUTO_MAX_BIN_RATIO
 from converters.int8_writer import write_int8_model
 from converters.thresholds import (
@@ -52,6 +55,7 @@ class Int8Result:
     fused_requantize: int = 0
     images: int = 0
     output_cosine: float | None = None  # INT8 vs fp32 on the tuning images (when measured)
+    equalized_blobs: int = 0  # blobs whose channel ranges were equalized before calibration
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
@@ -90,6 +94,7 @@ class Calibration:
     stats: object  # converters.calibration.CalibrationStats
     images: list[Path]
     timings: dict[str, float]
+    equalized_blobs: int = 0
 
     def close(self) -> None:
         self.net.clear()
@@ -103,10 +108,16 @@ def calibrate(
     *,
     method: str = "kl",
     num_images: int | None = None,
+    equalize_channels: bool = False,
     threads: int = 1,
     progress: Progress | None = None,
 ) -> Calibration:
-    """Run the fp32 model over the images and choose scales by ``method``."""
+    """Run the fp32 model over the images and choose scales by ``method``.
+
+    ``equalize_channels`` first rewrites the graph by cross-layer activation equalization
+    (:mod:`converters.equalization`); the table then describes that graph, which
+    :attr:`Calibration.model` holds, not the file it was read from.
+    """
     from converters import int8_tuning
 
     if method not in METHODS:
@@ -124,6 +135,10 @@ def calibrate(
             raise EdgekitError(
                 f"{fp32_param} has no Convolution, ConvolutionDepthWise or InnerProduct layer to quantize"
             )
+        equalized = 0
+        if equalize_channels:
+            model, net, equalized = _equalized(model, net, input_spec, image_paths, threads)
+            targets = quant_targets(net)
         stats = collect_statistics(net, input_spec, image_paths, targets=targets, progress=progress)
         timings = {"statistics": time.perf_counter() - clock}
         table = table_from_stats(model, stats, method)
@@ -139,7 +154,32 @@ def calibrate(
     except BaseException:
         net.clear()
         raise
-    return Calibration(model, net, table, stats, image_paths, timings)
+    if equalized:
+        table.comments.append(
+            f"scales of the channel-equalized graph ({equalized} blobs rescaled): use with this INT8 build,"
+            " not with the unequalized fp32 model"
+        )
+    return Calibration(model, net, table, stats, image_paths, timings, equalized)
+
+
+def _equalized(
+    model: NcnnModel, net: object, spec: InputSpec, images: list[Path], threads: int
+) -> tuple[NcnnModel, object, int]:
+    """The equalized model and a net running it (the old net is cleared), and the blob count."""
+    pairs = equalization_pairs(model)
+    if not pairs:
+        return model, net, 0
+    blobs = [source.outputs[0] for source, _ in pairs]
+    ranges = channel_ranges(net, spec, images[:EQUALIZATION_IMAGES], blobs)
+    equalized_model, count = equalize(model, ranges)
+    if not count:
+        return model, net, 0
+    with tempfile.TemporaryDirectory(prefix="edgekit-equalized-") as tmp:
+        param, binf = Path(tmp) / "model.param", Path(tmp) / "model.bin"
+        equalized_model.write(param, binf)
+        equalized_net = open_net(param, binf, num_threads=threads, use_int8_inference=False)
+    net.clear()
+    return equalized_model, equalized_net, count
 
 
 def build_int8(
@@ -158,6 +198,7 @@ def build_int8(
     float_depthwise: bool = False,
     auto_max_bin_ratio: float | None = AUTO_MAX_BIN_RATIO,
     bias_correction: bool | None = None,
+    equalize_channels: bool | None = None,
     threads: int = 1,
     progress: Progress | None = None,
 ) -> Int8Result:
@@ -168,7 +209,8 @@ def build_int8(
     tuning images, keeping the INT8 .bin under ``auto_max_bin_ratio`` of the fp16 one.
     ``float_depthwise`` keeps every ConvolutionDepthWise float: ncnn's int8
     depthwise kernels are far slower than fp32 on x86, so this is the faster INT8 graph there
-    (at a slightly larger .bin). ``bias_correction`` defaults to on for ``search``, off otherwise.
+    (at a slightly larger .bin). ``bias_correction`` and ``equalize_channels`` (cross-layer
+    activation equalization) default to on for ``search``, off otherwise.
     """
     from converters import int8_tuning
 
@@ -182,6 +224,7 @@ def build_int8(
         images,
         method=method,
         num_images=num_images,
+        equalize_channels=(method == "search") if equalize_channels is None else equalize_channels,
         threads=threads,
         progress=progress,
     )
@@ -228,6 +271,7 @@ def build_int8(
         fused_requantize=len(report.fused),
         images=len(cal.images),
         output_cosine=output_cosine,
+        equalized_blobs=cal.equalized_blobs,
         timings=timings,
     )
 
