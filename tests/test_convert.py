@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -238,8 +239,6 @@ def test_bad_input_is_one_clear_line(make_input, extra, message, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    import re
-
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "out").exists()
 
@@ -262,6 +261,7 @@ def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
     assert Path(int8["param"]).is_file() and int8["parity"]["passed"]
     details = int8["details"]
     assert details["method"] == "kl" and details["quantized_layers"] >= 3
+    assert details["equalized_blobs"] == 0  # ncnn2table's methods leave the graph as it is
     assert details["calibration_images"] == len(list(demo_images.iterdir()))
     assert set(details["latency_here_ms"]) == {"fp16", "int8"}
     assert ("SLOWER" in details["speed_note"]) == (
@@ -276,6 +276,13 @@ def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
     manifest = load_manifest(tmp_path / "b")
     assert manifest.builds["int8"].extra["table"] == "calibration.table"
     assert "int8" in manifest.builds["int8"].param
+    human = run_cli(
+        "convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(demo_images), "--force",
+    )  # fmt: skip
+    assert human.returncode == 0, human.stderr
+    assert "int8: method search" in human.stdout and "blobs equalized" in human.stdout
+    said = " ".join(human.stdout.split())  # rich wraps long lines
+    assert re.search(r"int8: INT8 (is SLOWER than|runs [0-9.]+x the speed of) fp16 on this", said), said
 
 
 def test_int8_keep_float_is_recorded(demo_images, tmp_path):

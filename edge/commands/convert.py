@@ -119,6 +119,16 @@ def convert_command(
         )
     out_console = Console()
     out_console.print(table)
+    int8_details = manifest.builds["int8"].extra if "int8" in manifest.builds else None
+    if int8_details:
+        kept = int8_details.get("kept_float", {})
+        out_console.print(
+            f"int8: method {int8_details.get('method')}, {int8_details.get('quantized_layers')} layers"
+            f" quantized, {len(kept)} kept in fp16, {int8_details.get('equalized_blobs', 0)} blobs"
+            f" equalized; table {int8_details.get('table')}"
+        )
+        if int8_details.get("speed_note"):
+            out_console.print(f"int8: {int8_details['speed_note']}")
     for note in manifest.notes:
         out_console.print(f"note: {note}")
     out_console.print(f"manifest: {result.manifest_path}  ({result.timings['total']:.1f} s)")
