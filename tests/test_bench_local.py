@@ -145,7 +145,9 @@ def test_registry_forms() -> None:
     assert parse_target("ssh://pi@10.0.0.2:2222").name == "ssh://pi@10.0.0.2:2222"
     assert parse_target("ssh://[::1]:22").name == "ssh://[::1]:22"
     assert parse_target("qemu-aarch64").emulated is True
+    pi4 = parse_target("qemu-aarch64:cortex-a72")
+    assert pi4.name == "qemu-aarch64:cortex-a72" and pi4.cpu == "cortex-a72"
     assert parse_target("adb://emulator-5554").name == "adb://emulator-5554"
-    for bad in ("ssh://u:pw@h", "ssh://h:port", "board"):
+    for bad in ("ssh://u:pw@h", "ssh://h:port", "board", "qemu-aarch64:", "qemu-aarch64:a b"):
         with pytest.raises(EdgekitError):
             parse_target(bad)

@@ -131,8 +131,21 @@ def _ncnn_requirement() -> str:
         return "ncnn"
 
 
+def _check_cpu(qemu: str, cpu: str) -> None:
+    """A clear error for a CPU model this QEMU does not emulate."""
+    listing = subprocess.run([qemu, "-cpu", "help"], capture_output=True, text=True, timeout=30).stdout
+    known = [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
+    if known and cpu not in known:
+        raise TargetError(f"QEMU emulates no CPU {cpu!r}; choose one of: {', '.join(known)}")
+
+
 class QemuTarget(LocalTarget):
-    """``qemu-aarch64``: runs commands under ``qemu-aarch64-static -cpu max`` in a host temp dir."""
+    """``qemu-aarch64[:CPU]``: runs commands under ``qemu-aarch64-static -cpu CPU`` in a host temp dir.
+
+    ``max`` (the default) has every ARMv8.x extension, so ncnn's fp16-arithmetic and dotprod
+    kernels run (as on a Raspberry Pi 5 or a recent phone); ``cortex-a72`` is a Raspberry Pi 4
+    class core (NEON, fp16 storage only).
+    """
 
     emulated = True
     workdir_prefix = "edgekit-bench-qemu-"
@@ -145,6 +158,7 @@ class QemuTarget(LocalTarget):
 
     def open(self) -> None:
         self._qemu = _tool("qemu-aarch64-static")
+        _check_cpu(self._qemu, self.cpu)
         self._board = ensure_board(self.cache)
         super().open()
 

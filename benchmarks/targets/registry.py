@@ -1,4 +1,4 @@
-"""Turn ``--target`` strings into targets: local, ssh://user@host[:port], adb[://serial], qemu-aarch64."""
+"""Turn ``--target`` strings into targets: local, ssh://user@host[:port], adb[://serial], qemu-aarch64[:CPU]."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from benchmarks.targets.base import Target
 from edge.errors import EdgekitError
 
-TARGET_FORMS = "local, ssh://user@host[:port], adb[://serial], qemu-aarch64"
+TARGET_FORMS = "local, ssh://user@host[:port], adb[://serial], qemu-aarch64[:CPU]"
 
 
 def parse_target(spec: str) -> Target:
@@ -21,6 +21,15 @@ def parse_target(spec: str) -> Target:
         from benchmarks.targets.qemu import QemuTarget
 
         return QemuTarget()
+    if spec.startswith("qemu-aarch64:"):
+        from benchmarks.targets.qemu import QemuTarget
+
+        cpu = spec.split(":", 1)[1]
+        if not cpu or not all(c.isalnum() or c in "-_." for c in cpu):
+            raise EdgekitError(
+                f"bad target {spec!r}; expected qemu-aarch64[:CPU], e.g. qemu-aarch64:cortex-a72"
+            )
+        return QemuTarget(cpu=cpu, name=spec)
     if spec == "adb" or spec.startswith("adb://"):
         from benchmarks.targets.adb import AdbTarget, parse_target_spec
         from benchmarks.targets.base import TargetError
