@@ -4,9 +4,11 @@ Python runner against a C++ timing loop. Prints them and updates ``benchmarks/re
     python3 benchmarks/bench_nanodet.py [--target local] [--threads 1,2] [--repeats 3]
         [--loops 50] [--warmup 10] [--no-cpp | --cpp-native] [--results benchmarks/results.json]
 
-Builds: fp32 and fp16 converted with ``edgekit convert`` from the shared
-``nanodet-plus-m-1.5x_416-from-int8.onnx`` (cached under ``~/.cache/edgekit/bench-builds``),
-plus the shared INT8 ncnn model of the same network. Each configuration is measured
+Builds (made on the first run, cached under ``~/.cache/edgekit/bench-builds``): fp32, fp16 and
+INT8 from ``edgekit convert --int8`` of the shared ``nanodet-plus-m-1.5x_416-from-int8.onnx``
+(calibrated on coco128); the INT8 variant with depthwise layers kept in fp16
+(``--float-depthwise``, the faster INT8 graph on x86); and, for comparison, the shared INT8 model
+made by ncnn's own tools. Each configuration is measured
 ``--repeats`` times (separate runner processes); the table gives the median of the per-run
 medians and the run-to-run spread (max - min of the run medians, relative to their median).
 """
@@ -32,19 +34,47 @@ from edge.errors import EdgekitError  # noqa: E402
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 ONNX = SHARED / "models" / "onnx" / "nanodet-plus-m-1.5x_416-from-int8.onnx"
 INT8 = SHARED / "models" / "ncnn" / "nanodet-plus-m-1.5x_416-int8" / "model.param"
+CALIBRATION = SHARED / "data" / "coco128"
 BUILD_CACHE = Path.home() / ".cache" / "edgekit" / "bench-builds"
 RESULTS = REPO / "benchmarks" / "results.json"
 
 
-def float_build() -> Path:
-    """The fp32 + fp16 edgekit build of NanoDet-Plus-m-1.5x 416 (converted once, then reused)."""
+def edgekit_build() -> Path:
+    """The fp32 + fp16 + INT8 edgekit build of NanoDet-Plus-m-1.5x 416 (converted once, then reused)."""
     out = BUILD_CACHE / "nanodet-plus-m-1.5x_416"
-    if not (out / "manifest.json").is_file():
-        from converters.convert import convert_onnx
+    manifest = out / "manifest.json"
+    if not manifest.is_file() or '"int8"' not in manifest.read_text():
+        from converters.convert import Int8Options, convert_onnx
 
-        print(f"converting {ONNX.name} (first run only)", file=sys.stderr)
-        convert_onnx(ONNX, out, fp16=True, verify=True, force=True)
+        print(f"converting {ONNX.name} with --int8 (first run only)", file=sys.stderr)
+        convert_onnx(ONNX, out, fp16=True, verify=True, force=True, int8=Int8Options(CALIBRATION))
     return out
+
+
+def float_depthwise_build(build: Path) -> Path:
+    """The INT8 variant with every depthwise convolution kept in fp16, as a bare .param/.bin."""
+    out = BUILD_CACHE / "nanodet-plus-m-1.5x_416-int8-fp16dw"
+    param = out / "model.param"
+    if not (param.is_file() and (out / "model.bin").is_file()):
+        from converters.int8_build import build_int8
+        from edge.manifest import load_manifest
+
+        print("building the INT8 variant with fp16 depthwise layers (first run only)", file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
+        fp32 = load_manifest(build).build("fp32")
+        build_int8(
+            build / fp32.param,
+            build / fp32.bin,
+            load_manifest(build).input,
+            CALIBRATION,
+            param,
+            out / "model.bin",
+            out / "calibration.table",
+            method="search",
+            auto_keep_float=True,
+            float_depthwise=True,
+        )
+    return param
 
 
 def summarize(reports: list[BenchReport]) -> list[dict]:
@@ -103,7 +133,8 @@ def main() -> None:
     args = parser.parse_args()
 
     try:
-        builds = [float_build(), INT8]
+        build = edgekit_build()
+        builds = [build, float_depthwise_build(build), INT8]
         config = BenchConfig(
             precisions=("fp32", "fp16", "int8"),
             threads=tuple(int(t) for t in args.threads.split(",")),

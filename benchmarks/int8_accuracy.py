@@ -1,14 +1,15 @@
 """INT8 accuracy of every calibration method on COCO (official NanoDet protocol), with sizes.
 
 For each model: convert the ONNX (fp32 + fp16 builds), evaluate both, then calibrate on
-coco128 with each method (kl, aciq, eq: ncnn2table's; search: edgekit's threshold search +
-bias correction; edgekit: search + automatic keep-float), write the INT8 model, evaluate it on
+coco128 with each method (kl, aciq, eq: ncnn2table's; search: edgekit's channel equalization +
+threshold search + bias correction; edgekit: search + automatic keep-float, the convert default), write the INT8 model, evaluate it on
 coco-val2017-subset and print mAP, the drop against the fp16 and fp32 builds, the .bin size
 against fp16, the layers kept float and the build time. ``--latency`` adds median latencies
 (1 and 2 threads, >= 30 loops) of every build on this machine.
 
 Usage: ``python -m benchmarks.int8_accuracy [--models m,1.5x] [--methods kl,aciq,eq,search,edgekit]
-[--limit N] [--latency] [--json OUT]``
+[--num-images N] [--limit N] [--latency] [--json OUT]`` (``--num-images``: calibrate on the first
+N images only, to see how much mAP moves with the calibration set).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ VARIANTS = {
     "eq": {"method": "eq"},
     "search": {"method": "search"},
     "edgekit": {"method": "search", "auto_keep_float": AUTO_TARGET},
-    "kl-floatdw": {"method": "kl", "float_depthwise": True},  # the faster INT8 graph on x86
+    # the faster INT8 graph on x86: convert's default plus --float-depthwise
+    "edgekit-floatdw": {"method": "search", "auto_keep_float": AUTO_TARGET, "float_depthwise": True},
 }
 
 
@@ -87,6 +89,7 @@ def run_model(key: str, args, dataset, work: Path) -> dict:
             param,
             binf,
             build / f"table-{name}.table",
+            num_images=args.num_images,
             threads=args.threads,
             **VARIANTS[name],
         )
@@ -203,6 +206,7 @@ def main() -> None:
     parser.add_argument("--methods", default="kl,aciq,eq,search,edgekit")
     parser.add_argument("--calib", type=Path, default=SHARED / "data/coco128")
     parser.add_argument("--limit", type=int, help="evaluate on the first N images only")
+    parser.add_argument("--num-images", type=int, help="calibrate on the first N calibration images only")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--latency", action="store_true", help="also time every build (1 and 2 threads)")
     parser.add_argument(
