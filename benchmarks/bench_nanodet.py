@@ -61,11 +61,12 @@ def float_depthwise_build(build: Path) -> Path:
 
         print("building the INT8 variant with fp16 depthwise layers (first run only)", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-        fp32 = load_manifest(build).build("fp32")
+        manifest = load_manifest(build)
+        fp32 = manifest.build("fp32")
         build_int8(
             build / fp32.param,
             build / fp32.bin,
-            load_manifest(build).input,
+            manifest.input,
             CALIBRATION,
             param,
             out / "model.bin",

@@ -16,6 +16,7 @@ from benchmarks.targets.local import LocalTarget
 from benchmarks.targets.registry import parse_target
 from edge.errors import EdgekitError
 from tests.conftest import require_asset
+from tests.support.cli import run_edgekit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNNER = REPO_ROOT / "benchmarks" / "runner.py"
@@ -26,16 +27,6 @@ RESULT_KEYS = {
 TARGET_KEYS = {"cpu", "cores", "governor", "os", "ncnn_version", "arm_fp16", "arm_dotprod", "python"}
 
 
-def edgekit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-c", "from edge.cli import main; main()", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
-
-
-@pytest.fixture(scope="module")
-def int8_param() -> Path:
-    return require_asset("models/ncnn/nanodet-plus-m_416-int8/model.param")
-
-
 @pytest.fixture(scope="module")
 def graph_only_param() -> Path:
     """A benchncnn model: graph only, no .bin, input shape in its Input layer."""
@@ -44,7 +35,7 @@ def graph_only_param() -> Path:
 
 def test_cli_json_csv_plot(int8_param: Path, tmp_path: Path) -> None:
     csv_path, png = tmp_path / "r.csv", tmp_path / "r.png"
-    proc = edgekit("bench", str(int8_param), "--shape", "3,416,416", "--threads", "1,2", "--loops", "3",
+    proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--threads", "1,2", "--loops", "3",
                    "--warmup", "1", "--json", "--csv", str(csv_path), "--plot", str(png))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -65,7 +56,7 @@ def test_cli_json_csv_plot(int8_param: Path, tmp_path: Path) -> None:
 
 
 def test_cli_table_lists_target_description(int8_param: Path) -> None:
-    proc = edgekit("bench", str(int8_param), "--shape", "3,416,416", "--threads", "1", "--loops", "2",
+    proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--threads", "1", "--loops", "2",
                    "--warmup", "0", "--precision", "int8")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "nanodet-plus-m_416-int8" in proc.stdout and "int8" in proc.stdout
@@ -83,24 +74,24 @@ def test_graph_only_param_runs_with_generated_weights(graph_only_param: Path) ->
 
 
 def test_bad_inputs_are_one_line_errors(int8_param: Path, tmp_path: Path) -> None:
-    proc = edgekit("bench", str(int8_param), "--loops", "2")
+    proc = run_edgekit("bench", str(int8_param), "--loops", "2")
     assert proc.returncode == 2 and "pass --shape C,H,W" in proc.stderr and "Traceback" not in proc.stderr
-    proc = edgekit("bench", str(tmp_path / "missing.param"))
+    proc = run_edgekit("bench", str(tmp_path / "missing.param"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = edgekit("bench", str(int8_param), "--shape", "3,416,416", "--target", "telnet://x")
+    proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--target", "telnet://x")
     assert proc.returncode == 2 and "unknown target" in proc.stderr
-    proc = edgekit("bench", str(int8_param), "--shape", "3,416,416", "--precision", "fp8")
+    proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--precision", "fp8")
     assert proc.returncode == 2 and "unknown precision" in proc.stderr
     broken = tmp_path / "broken.param"
     broken.write_text(
         "7767517\n2 2\nInput data 0 1 data 0=8 1=8 2=3\nConvolution c 1 1 data out 0=4 1=3 6=108\n"
     )
     broken.with_suffix(".bin").write_bytes(b"\0" * 10)  # far too short for 108 weights
-    proc = edgekit("bench", str(broken))
+    proc = run_edgekit("bench", str(broken))
     assert proc.returncode == 2 and "broken" in proc.stderr and "Traceback" not in proc.stderr
     existing = tmp_path / "exists.csv"
     existing.write_text("keep me")
-    proc = edgekit("bench", str(int8_param), "--shape", "3,416,416", "--csv", str(existing))
+    proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--csv", str(existing))
     assert proc.returncode == 2 and "--force" in proc.stderr and existing.read_text() == "keep me"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from benchmarks.harness import BenchConfig, run_benchmarks
 from benchmarks.targets.registry import parse_target
+from tests.support.cli import run_edgekit
 from tests.support.sshd import SshServer, sshd_available, start_sshd
 
 SHAPE = (3, 416, 416)
@@ -177,11 +177,10 @@ def test_cli_fleet_with_dead_target_prints_partial_report(
     live ones, an error for the dead one, JSON printed, exit status non-zero."""
     with socket_closed_port() as port:
         dead = f"ssh://root@127.0.0.1:{port}"
-        cmd = [sys.executable, "-c", "from edge.cli import main; main()", "bench", str(int8_param),
+        proc = run_edgekit("bench", int8_param,
                "--target", ssh_env.spec, "--target", "local", "--target", dead, "--threads", "1",
                "--loops", "2", "--warmup", "0", "--shape", "3,416,416", "--json",
-               "--csv", str(tmp_path / "r.csv")]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ)
+               "--csv", tmp_path / "r.csv", timeout=300)  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     data = json.loads(proc.stdout)
     assert {r["target"] for r in data["results"]} == {ssh_env.spec, "local"}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from converters.convert import convert_onnx
 from edge.checksums import sha256_file
 from edge.errors import EdgekitError, ParityError
 from edge.manifest import load_manifest
+from tests.support.cli import run_edgekit
 from tests.support.onnx_graphs import GRAPHS, GraphBuilder, save
 
 SHARED_ONNX = [
@@ -26,10 +25,6 @@ SHARED_ONNX = [
     "nanodet-m_416.onnx",
     "nanodet-m-0.5x_320.onnx",
 ]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("name", SHARED_ONNX)
@@ -179,7 +174,7 @@ def test_refuses_to_overwrite_without_force(onnx_models, tmp_path):
 
 
 def test_cli_json_summary(onnx_models, demo_images, tmp_path):
-    proc = run_cli(
+    proc = run_edgekit(
         "convert", str(onnx_models / "nanodet-plus-m_320.onnx"), "-o", str(tmp_path / "b"),
         "--verify-images", str(demo_images), "--json",
     )  # fmt: skip
@@ -234,7 +229,7 @@ def _unsupported_op_model(tmp_path: Path) -> Path:
 )
 def test_bad_input_is_one_clear_line(make_input, extra, message, tmp_path):
     src = make_input(tmp_path)
-    proc = run_cli("convert", str(src), "-o", str(tmp_path / "out"), *extra)
+    proc = run_edgekit("convert", str(src), "-o", str(tmp_path / "out"), *extra)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -251,7 +246,7 @@ def test_dynamic_model_converts_with_input_shape(tmp_path):
 
 def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
     src = save(GRAPHS["backbone_ops"](), tmp_path / "m.onnx")
-    proc = run_cli(
+    proc = run_edgekit(
         "convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(demo_images),
         "--method", "kl", "--json",
     )  # fmt: skip
@@ -276,7 +271,7 @@ def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
     manifest = load_manifest(tmp_path / "b")
     assert manifest.builds["int8"].extra["table"] == "calibration.table"
     assert "int8" in manifest.builds["int8"].param
-    human = run_cli(
+    human = run_edgekit(
         "convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(demo_images), "--force",
     )  # fmt: skip
     assert human.returncode == 0, human.stderr
@@ -302,10 +297,10 @@ def test_int8_keep_float_is_recorded(demo_images, tmp_path):
 
 def test_int8_needs_calibration_images(tmp_path):
     src = save(GRAPHS["classifier"](), tmp_path / "m.onnx")
-    proc = run_cli("convert", str(src), "-o", str(tmp_path / "b"), "--int8")
+    proc = run_edgekit("convert", str(src), "-o", str(tmp_path / "b"), "--int8")
     assert proc.returncode != 0 and "--int8 needs --calib" in proc.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run_cli("convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(empty))
+    proc = run_edgekit("convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(empty))
     assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "b").exists()

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, require_asset
+from conftest import require_asset
 
 from edge.coco_eval import evaluate, load_coco
 from edge.detector import Detector
 from edge.errors import EdgekitError
+from tests.support.cli import run_edgekit
 
 EVAL_IMAGES = 25
 CROSS_LAYOUT_IMAGES = ("bus.jpg", "zidane.jpg", "street.png")
-
-
-def edgekit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +68,7 @@ def test_every_layout_gives_the_same_detections(ncnn_models, demo_images, nanode
 def test_eval_same_map_across_layouts_and_precisions(ncnn_models, nanodet_plus_build, coco_subset):
     """edgekit eval --json: the build in fp32 and fp16, the clsdis and pnnx models agree."""
     ann, images = coco_subset
-    run = edgekit(
+    run = run_edgekit(
         "eval", nanodet_plus_build, ncnn_models / "nanodet-plus-m_416-clsdis/model.param",
         ncnn_models / "nanodet-plus-m_416-pnnx/model.param",
         "--coco", ann, "--images", images, "--limit", EVAL_IMAGES, "--json",
@@ -153,7 +143,7 @@ def test_detect_command_images_folder_video(tmp_path, ncnn_models, demo_images):
     _make_video(video, cv2.imread(str(demo_images / "bus.jpg")))
     out = tmp_path / "out"
     param = ncnn_models / "nanodet-plus-m_416-clsdis/model.param"
-    run = edgekit("detect", param, demo_images, video, "-o", out, "--score", "0.4", "--json")
+    run = run_edgekit("detect", param, demo_images, video, "-o", out, "--score", "0.4", "--json")
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert summary["layout"] == "nanodet-cls-dis"
@@ -171,9 +161,9 @@ def test_detect_command_images_folder_video(tmp_path, ncnn_models, demo_images):
     capture.release()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
-    again = edgekit("detect", param, demo_images / "bus.jpg", "-o", out)
+    again = run_edgekit("detect", param, demo_images / "bus.jpg", "-o", out)
     assert again.returncode == 2 and "already exists; pass --force" in again.stderr
-    forced = edgekit("detect", param, demo_images / "bus.jpg", "-o", out, "--force", "--score", "0.7")
+    forced = run_edgekit("detect", param, demo_images / "bus.jpg", "-o", out, "--force", "--score", "0.7")
     assert forced.returncode == 0, forced.stderr
     assert len(json.loads((out / "bus.json").read_text())["detections"]) < len(bus)
 
@@ -189,13 +179,15 @@ def test_detect_errors(tmp_path, ncnn_models, demo_images):
     param = ncnn_models / "nanodet-plus-m_416-clsdis/model.param"
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg at all")
-    _one_line_error(edgekit("detect", param, broken, "-o", tmp_path / "o1"), "cannot read image")
+    _one_line_error(run_edgekit("detect", param, broken, "-o", tmp_path / "o1"), "cannot read image")
     _one_line_error(
-        edgekit("detect", tmp_path / "missing.param", broken, "-o", tmp_path / "o2"), "model not found"
+        run_edgekit("detect", tmp_path / "missing.param", broken, "-o", tmp_path / "o2"), "model not found"
     )
-    _one_line_error(edgekit("detect", param, tmp_path / "nope.jpg", "-o", tmp_path / "o3"), "input not found")
+    _one_line_error(
+        run_edgekit("detect", param, tmp_path / "nope.jpg", "-o", tmp_path / "o3"), "input not found"
+    )
     legacy = ncnn_models / "nanodet-m_416/model.param"
-    mismatch = edgekit(
+    mismatch = run_edgekit(
         "detect", legacy, demo_images / "bus.jpg", "--preset", "nanodet-plus", "-o", tmp_path / "o4"
     )
     _one_line_error(mismatch, "do not match preset 'nanodet-plus'")
@@ -203,7 +195,7 @@ def test_detect_errors(tmp_path, ncnn_models, demo_images):
     lone = tmp_path / "lone.param"
     lone.write_text(param.read_text())
     _one_line_error(
-        edgekit("detect", lone, demo_images / "bus.jpg", "-o", tmp_path / "o5"), "weights missing"
+        run_edgekit("detect", lone, demo_images / "bus.jpg", "-o", tmp_path / "o5"), "weights missing"
     )
 
 
@@ -215,12 +207,14 @@ def test_eval_errors(tmp_path, ncnn_models, coco_subset, nanodet_plus_build):
     wrong.write_text(json.dumps(data))
     param = ncnn_models / "nanodet-plus-m_416-clsdis/model.param"
     _one_line_error(
-        edgekit("eval", param, "--coco", wrong, "--images", images),
+        run_edgekit("eval", param, "--coco", wrong, "--images", images),
         "annotations do not match the image folder: 1 of 4 images missing",
     )
-    _one_line_error(edgekit("eval", param, "--coco", tmp_path / "none.json", "--images", images), "not found")
     _one_line_error(
-        edgekit("eval", nanodet_plus_build, "--precision", "int8", "--coco", ann, "--images", images),
+        run_edgekit("eval", param, "--coco", tmp_path / "none.json", "--images", images), "not found"
+    )
+    _one_line_error(
+        run_edgekit("eval", nanodet_plus_build, "--precision", "int8", "--coco", ann, "--images", images),
         "holds fp32, fp16; none of int8",
     )
     with pytest.raises(EdgekitError, match=r"this build has no int8 model \(it has: fp32, fp16\)"):

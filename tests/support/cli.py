@@ -1,0 +1,24 @@
+"""Run the ``edgekit`` CLI in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from os import PathLike
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_edgekit(
+    *args: str | PathLike, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m edge ARGS`` from the repository root: exit code, stdout and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=timeout,
+        env=env,
+    )
