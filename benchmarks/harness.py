@@ -1,7 +1,7 @@
 """Benchmark ncnn builds on one or more targets and gather one report.
 
 The harness resolves each BUILD (an edgekit build directory or a bare ``.param``) into the
-models to measure, pushes those files and the board-side runner (:mod:`benchmarks.runner`)
+models to measure, pushes those files and the board-side runner (:mod:`edge.board.runner`)
 to every target, runs it and turns its raw per-iteration timings into statistics. Targets
 run in parallel, one thread each (a fleet); a target that fails mid-run keeps the results it
 already produced and adds an entry to ``errors``.
@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import runner as runner_module
 from benchmarks.targets.base import Target, TargetError
+from edge.board import runner as runner_module
 from edge.errors import EdgekitError
 from edge.manifest import MANIFEST_NAME, PRECISIONS, load_manifest
-from edge.ncnn_model import NcnnModel, synthesize_weights, validate_files
+from edge.ncnn.model import NcnnModel, synthesize_weights, validate_files
 
 #: progress(target_name, message): called from the targets' worker threads
 ProgressFn = Callable[[str, str], None]

@@ -26,7 +26,7 @@ import numpy as np
 
 from converters.calibration import iter_blob_arrays
 from edge.manifest import InputSpec
-from edge.ncnn_model import Layer, NcnnModel
+from edge.ncnn.model import Layer, NcnnModel
 
 CONV_TYPES = ("Convolution", "ConvolutionDepthWise")
 HOMOGENEOUS_ACTIVATIONS = (0, 1, 2)  # ncnn activation_type: none, ReLU, leaky ReLU

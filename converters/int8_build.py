@@ -35,7 +35,7 @@ from converters.thresholds import (
 )
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec
-from edge.ncnn_model import NcnnModel, open_net
+from edge.ncnn.model import NcnnModel, open_net
 
 METHODS = ("kl", "aciq", "eq", "search")
 DEFAULT_AUTO_TARGET = 0.999  # output cosine similarity the automatic keep-float mode aims for

@@ -31,7 +31,7 @@ from converters.int8_writer import dequantized_weight, write_int8_model
 from converters.thresholds import aciq_gaussian_clip, percentile_threshold, threshold_to_scale
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec
-from edge.ncnn_model import Layer, NcnnModel, open_net
+from edge.ncnn.model import Layer, NcnnModel, open_net
 
 Progress = Callable[[str, int, int], None]
 EQ_STEPS = 16  # candidate scales between 0.5x and 2x of kl's for eq

@@ -22,7 +22,7 @@ import numpy as np
 from converters.calib_table import CalibrationTable
 from converters.calibration import QUANTIZABLE_TYPES
 from edge.errors import EdgekitError
-from edge.ncnn_model import Layer, NcnnModel, Weight
+from edge.ncnn.model import Layer, NcnnModel, Weight
 
 FUSABLE_TYPES = ("Convolution", "ConvolutionDepthWise")
 _FP16_MAX = float(np.finfo(np.float16).max)

@@ -7,7 +7,7 @@ from pathlib import Path
 import ncnn
 
 from edge.errors import EdgekitError
-from edge.ncnn_model import NcnnModel
+from edge.ncnn.model import NcnnModel
 
 
 def last_layer(param: Path) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.ncnn_model import open_net, run_net
+from edge.ncnn.model import open_net, run_net
 
 
 def load_net(

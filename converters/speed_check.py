@@ -10,8 +10,8 @@ from pathlib import Path
 import ncnn
 import numpy as np
 
-from benchmarks.runner import configure, time_net
-from edge.ncnn_model import validate_files
+from edge.board.runner import configure, time_net
+from edge.ncnn.model import validate_files
 
 
 def median_latency_ms(

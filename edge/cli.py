@@ -1,14 +1,16 @@
 """The ``edgekit`` command line: a thin Typer layer over the library.
 
-Each command lives in ``edge/commands/<name>.py`` and registers itself on :data:`app`.
+Each command lives beside the library it drives (``edge/commands``, ``converters/commands``,
+``benchmarks/commands``) and is declared as an ``edgekit.commands`` entry point; :func:`main` adds
+them to :data:`app`, so this module imports nothing from the layers above ``edge``.
 Errors derived from :class:`edge.errors.EdgekitError` become one red line and a non-zero exit.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
+from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
@@ -30,16 +32,14 @@ def _root() -> None:
     """ONNX detectors to fast, small, verified ncnn builds for ARM edge devices."""
 
 
-COMMAND_MODULES = ("convert", "detect", "evaluate", "calibrate", "bench", "bundle")
+COMMAND_GROUP = "edgekit.commands"
 
 
 def _register_commands() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"edge.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"edge.commands.{name}":
-                raise
+    """Add every command the installed layers declare under the ``edgekit.commands`` entry points."""
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        if entry.name not in {c.name for c in app.registered_commands}:
+            app.command(entry.name)(entry.load())
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 from edge.atomic import read_json
 from edge.decoders import Detections
-from edge.detector import Detector
 from edge.errors import EdgekitError
 from edge.media import read_image
 from edge.presets import COCO_CATEGORY_IDS
+from edge.runtime.detector import Detector
 
 OFFICIAL_SCORE_THRESHOLD = 0.05
 OFFICIAL_NMS_THRESHOLD = 0.6

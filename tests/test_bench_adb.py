@@ -31,7 +31,7 @@ from benchmarks.targets.adb import AdbTarget, TargetError, parse_devices, parse_
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADBD = REPO_ROOT / "tests" / "support" / "adbd.py"
-RUNNER = REPO_ROOT / "benchmarks" / "runner.py"
+RUNNER = REPO_ROOT / "edge" / "board" / "runner.py"
 
 
 def _adb_client() -> str:

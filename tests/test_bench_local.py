@@ -19,7 +19,7 @@ from tests.conftest import require_asset
 from tests.support.cli import run_edgekit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RUNNER = REPO_ROOT / "benchmarks" / "runner.py"
+RUNNER = REPO_ROOT / "edge" / "board" / "runner.py"
 RESULT_KEYS = {
     "target", "build", "precision", "threads", "load_ms", "latency_ms", "fps", "peak_memory_mb", "size_bytes",
     "emulated",

@@ -29,11 +29,11 @@ from benchmarks.targets.local import LocalTarget
 from benchmarks.targets.qemu import QemuTarget, ensure_board
 from edge.decoders import Detections, decode
 from edge.preprocess import preprocess
-from edge.session import ModelSpec, resolve_model
+from edge.runtime.resolve import ModelSpec, resolve_model
 from tests.conftest import require_asset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RUNNER = REPO_ROOT / "benchmarks" / "runner.py"
+RUNNER = REPO_ROOT / "edge" / "board" / "runner.py"
 # (box px at the 416 input, score, raw-output cosine) per precision
 # (box edges: px at the 416 input, or a minimum IoU when below 1; score; raw-output cosine) per
 # precision. INT8 is judged by IoU, at COCO's AP50 matching bar: its differences move box edges

@@ -22,7 +22,7 @@ from converters.thresholds import NUM_BINS, aciq_gaussian_clip, kl_threshold_bin
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec
 from edge.media import read_image
-from edge.ncnn_model import Layer, NcnnModel, Weight, open_net
+from edge.ncnn.model import Layer, NcnnModel, Weight, open_net
 
 SPEC = InputSpec(
     name="data", ncnn_name="data", shape=[1, 3, 32, 32], norm=[1 / 64, 1 / 64, 1 / 64], mean=[128.0] * 3

@@ -283,7 +283,7 @@ def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
 def test_int8_keep_float_is_recorded(demo_images, tmp_path):
     src = save(GRAPHS["classifier"](), tmp_path / "m.onnx")
     first = convert_onnx(src, tmp_path / "probe", fp16=False)
-    from edge.ncnn_model import NcnnModel
+    from edge.ncnn.model import NcnnModel
 
     model = NcnnModel.read(tmp_path / "probe" / "model.fp32.param")
     conv = next(layer.name for layer in model.layers if layer.type == "Convolution")

@@ -12,8 +12,8 @@ import pytest
 from conftest import require_asset
 
 from edge.coco_eval import evaluate, load_coco
-from edge.detector import Detector
 from edge.errors import EdgekitError
+from edge.runtime.detector import Detector
 from tests.support.cli import run_edgekit
 
 EVAL_IMAGES = 25

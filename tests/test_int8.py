@@ -16,7 +16,7 @@ from converters.int8_tuning import bias_corrections, candidate_outputs
 from converters.int8_writer import quantize_to_int8, write_int8_model
 from edge.errors import EdgekitError
 from edge.manifest import BuildFiles, InputSpec, Manifest
-from edge.ncnn_model import Layer, NcnnModel, open_net
+from edge.ncnn.model import Layer, NcnnModel, open_net
 
 # A table in ncnn2table's own layout (trailing spaces, weight lines first, '#' comments),
 # written by hand for tiny_model(): every layer except 'head' quantized.

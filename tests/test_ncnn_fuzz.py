@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import ModelFormatError
-from edge.ncnn_model import NcnnModel, synthesize_weights
+from edge.ncnn.model import NcnnModel, synthesize_weights
 from tests.support.ncnn_graphs import TINY_TRANSFORMER
 
 FUZZ_SETTINGS = settings(
@@ -189,7 +189,7 @@ RUNNER = textwrap.dedent(
     import json, sys
     import numpy as np
     from edge.errors import ModelFormatError
-    from edge.ncnn_model import open_net, run_net
+    from edge.ncnn.model import open_net, run_net
     for i, job in enumerate(json.load(open(sys.argv[1]))):
         print("start", i, job["param"], flush=True)
         try:

@@ -11,7 +11,7 @@ import pytest
 from conftest import require_asset
 
 from edge.errors import ModelFormatError
-from edge.ncnn_model import (
+from edge.ncnn.model import (
     Layer,
     NcnnModel,
     mat_to_array,
@@ -20,8 +20,8 @@ from edge.ncnn_model import (
     synthesize_weights,
     validate_files,
 )
-from edge.ncnn_shapes import infer_shapes
-from edge.ncnn_weights import WEIGHTLESS_TYPES, Weight, align4
+from edge.ncnn.shapes import infer_shapes
+from edge.ncnn.weights import WEIGHTLESS_TYPES, Weight, align4
 from tests.support.ncnn_graphs import TINY_TRANSFORMER
 
 SHARED_MODELS = (

@@ -10,11 +10,10 @@ import typer
 from rich.console import Console
 
 from edge.atomic import refuse_overwrite, write_json
-from edge.cli import app
-from edge.detector import Detector
 from edge.draw import draw_detections
 from edge.errors import EdgekitError
 from edge.media import AtomicVideoWriter, MediaItem, collect_media, read_image, video_frames, write_image
+from edge.runtime.detector import Detector
 
 console = Console(stderr=True)
 
@@ -75,7 +74,6 @@ def detect_video(detector: Detector, item: MediaItem, media_path: Path, json_pat
     return record
 
 
-@app.command("detect")
 def detect_command(
     build: Annotated[Path, typer.Argument(help="build directory, or a .param with its .bin beside it")],
     inputs: Annotated[list[Path], typer.Argument(help="images, folders of images, video files")],

@@ -11,12 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edge.cli import app
 from edge.coco_eval import EvalResult, evaluate, load_coco
-from edge.detector import Detector
 from edge.errors import EdgekitError
 from edge.manifest import PRECISIONS
-from edge.session import build_precisions
+from edge.runtime.detector import Detector
+from edge.runtime.resolve import build_precisions
 
 err_console = Console(stderr=True)
 
@@ -62,7 +61,6 @@ def results_table(results: list[EvalResult]) -> Table:
     return table
 
 
-@app.command("eval")
 def eval_command(
     builds: Annotated[list[Path], typer.Argument(help="build directories and/or .param files")],
     coco: Annotated[Path, typer.Option("--coco", help="COCO instances JSON")],

@@ -19,9 +19,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from edge.decoders import decode  # noqa: E402
-from edge.detector import Detector  # noqa: E402
 from edge.manifest import DecoderSpec  # noqa: E402
 from edge.media import read_image  # noqa: E402
+from edge.runtime.detector import Detector  # noqa: E402
 
 WIDTH, HEIGHT = 128, 96
 SCORE, NMS, MAX_DET = 0.2, 0.6, 100

@@ -1,4 +1,4 @@
-"""An ncnn session: resolve a model (build directory or bare .param/.bin), run it, return numpy.
+"""Resolve a model (build directory or bare .param/.bin) into a :class:`ModelSpec`.
 
 A *build directory* (``edgekit convert``) carries everything in its manifest: the input blob,
 preprocessing, output blobs and decoder. A *bare* ``.param`` (with its ``.bin`` beside it) gets
@@ -13,11 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from edge.errors import EdgekitError
 from edge.manifest import MANIFEST_NAME, PRECISIONS, DecoderSpec, InputSpec, load_manifest
-from edge.ncnn_model import NcnnModel, open_net, run_net
+from edge.ncnn.model import NcnnModel
 from edge.presets import decoder_spec_from_preset, get_preset, input_spec_from_preset
 
 
@@ -196,36 +194,3 @@ def _resolve_bare(
         decoder=decoder_spec_from_preset(chosen),
         consumed_blobs=graph.consumed_blobs,
     )
-
-
-class NcnnSession:
-    """A loaded ncnn network; :meth:`run` maps a CxHxW float32 tensor to named numpy outputs."""
-
-    def __init__(self, spec: ModelSpec, *, threads: int = 1) -> None:
-        if threads < 1:
-            raise EdgekitError(f"threads must be at least 1, got {threads}")
-        self.spec = spec
-        fp16 = spec.precision == "fp16"
-        # Extracting a blob other layers consume after light mode has recycled it crashes ncnn.
-        intermediate = any(blob in spec.consumed_blobs for blob in spec.outputs.values())
-        self.net = open_net(
-            spec.param,
-            spec.bin,
-            num_threads=threads,
-            use_fp16_storage=fp16,
-            use_fp16_arithmetic=fp16,
-            use_int8_inference=True,
-            lightmode=False if intermediate else None,
-            input_shapes={spec.input.ncnn_name: (spec.input.shape[1], spec.input.height, spec.input.width)},
-        )
-
-    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one CxHxW float32 tensor; returns ``{output name: array}`` (copies, safe to keep)."""
-        if tensor.ndim != 3:
-            raise EdgekitError(f"expected a CxHxW tensor, got shape {tensor.shape}")
-        blobs = run_net(self.net, {self.spec.input.ncnn_name: tensor}, self.spec.outputs.values())
-        return {name: blobs[blob] for name, blob in self.spec.outputs.items()}
-
-    def close(self) -> None:
-        """Free the network."""
-        self.net.clear()

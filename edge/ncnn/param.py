@@ -4,7 +4,7 @@ A parsed file remembers every line exactly as written so that an unmodified mode
 byte-identical; only layers whose fields changed are re-formatted (ncnn's own column layout).
 Checks here are the syntactic ones ncnn's scanf-based reader relies on (a malformed token makes
 ncnn misread the rest of the file, or index past its blob table); graph wiring is checked by
-:mod:`edge.ncnn_model`.
+:mod:`edge.ncnn.model`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Builds ncnn's C++ library from the source of the *same version* as the installed Python wheel
 (the sdist on PyPI; Debian has no libncnn-dev), compiles a small C++ timing loop against it that
-does what ``benchmarks/runner.py bench`` does (same options, allocators, input, a fresh extractor
+does what ``edge/board/runner.py bench`` does (same options, allocators, input, a fresh extractor
 per iteration, every output extracted), then runs both in alternating rounds on the same
 .param/.bin and prints both medians and their ratio.
 
@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUNNER = REPO / "benchmarks" / "runner.py"
+RUNNER = REPO / "edge" / "board" / "runner.py"
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 DEFAULT_CACHE = Path.home() / ".cache" / "edgekit" / "ncnn-cpp"
 DEFAULT_MODEL = SHARED / "models" / "ncnn" / "nanodet-plus-m_416-pnnx" / "model.param"
@@ -54,7 +54,7 @@ X86_OPTIONS = {
 }
 
 CPP_LOOP = r"""
-// Timing loop equivalent to edgekit's benchmarks/runner.py "bench" (and to benchncnn's loop).
+// Timing loop equivalent to edgekit's edge/board/runner.py "bench" (and to benchncnn's loop).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>

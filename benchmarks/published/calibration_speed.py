@@ -4,7 +4,7 @@ Converts the ONNX model to an fp32 build (or reuses ``--build``), then times ``c
 (statistics over every image + thresholds) and prints seconds, images per second and the peak
 resident memory, which stays flat in the number of images (histograms, not activations).
 
-Usage: ``python -m benchmarks.calibration_speed [--onnx PATH | --build DIR] [--images DIR]
+Usage: ``python -m benchmarks.published.calibration_speed [--onnx PATH | --build DIR] [--images DIR]
 [--num N] [--method kl] [--threads N] [--json]``
 """
 

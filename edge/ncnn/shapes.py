@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from edge.errors import ModelFormatError
-from edge.ncnn_model import Layer, NcnnModel
+from edge.ncnn.model import Layer, NcnnModel
 
 Shape = tuple[int, ...]  # ncnn order: (w,), (w, h) or (w, h, c)
 

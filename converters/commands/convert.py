@@ -10,12 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edge.cli import app
-
 console = Console(stderr=True)
 
 
-@app.command("convert")
 def convert_command(
     model: Annotated[Path, typer.Argument(help="ONNX model to convert")],
     out: Annotated[Path, typer.Option("-o", "--out", help="build directory to create")],

@@ -1,8 +1,8 @@
 """edgekit's published NanoDet figures: latency of NanoDet-Plus-m-1.5x 416 builds, and the
-Python runner against a C++ timing loop. Prints them and updates ``benchmarks/results.json``.
+Python runner against a C++ timing loop. Prints them and updates ``benchmarks/published/results.json``.
 
-    python3 benchmarks/bench_nanodet.py [--target local] [--threads 1,2] [--repeats 3]
-        [--loops 50] [--warmup 10] [--no-cpp | --cpp-native] [--results benchmarks/results.json]
+    python3 -m benchmarks.published.bench_nanodet [--target local] [--threads 1,2] [--repeats 3]
+        [--loops 50] [--warmup 10] [--no-cpp | --cpp-native] [--results benchmarks/published/results.json]
 
 Builds (made on the first run, cached under ``~/.cache/edgekit/bench-builds``): fp32, fp16 and
 INT8 from ``edgekit convert --int8`` of the shared ``nanodet-plus-m-1.5x_416-from-int8.onnx``
@@ -36,7 +36,7 @@ ONNX = SHARED / "models" / "onnx" / "nanodet-plus-m-1.5x_416-from-int8.onnx"
 INT8 = SHARED / "models" / "ncnn" / "nanodet-plus-m-1.5x_416-int8" / "model.param"
 CALIBRATION = SHARED / "data" / "coco128"
 BUILD_CACHE = Path.home() / ".cache" / "edgekit" / "bench-builds"
-RESULTS = REPO / "benchmarks" / "results.json"
+RESULTS = REPO / "benchmarks" / "published" / "results.json"
 
 
 def edgekit_build() -> Path:
@@ -160,7 +160,7 @@ def main() -> None:
 
     comparison = None
     if not args.no_cpp:
-        from benchmarks.runner_vs_cpp import compare, print_comparison
+        from benchmarks.published.runner_vs_cpp import compare, print_comparison
 
         fp32 = builds[0] / "model.fp32.param"
         comparison = compare(
@@ -175,7 +175,7 @@ def main() -> None:
 
     results = {
         "generated_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "python3 benchmarks/bench_nanodet.py " + " ".join(sys.argv[1:]),
+        "command": "python3 -m benchmarks.published.bench_nanodet " + " ".join(sys.argv[1:]),
         "config": {"repeats": args.repeats, "loops": args.loops, "warmup": args.warmup},
         "targets": target_info,
         "nanodet_plus_m_1_5x_416": rows,

@@ -6,7 +6,7 @@ raw outputs at the interactive thresholds (score 0.4, NMS 0.5) and the COCO-eval
 (0.05, 0.6, 100 per image); also the other layouts of the same weights (ncnn clsdis and pnnx
 models). All figures are medians over frames (each frame's decode repeated ``--repeat`` times).
 
-Usage: ``python -m benchmarks.decode_speed [--frames 30] [--repeat 20] [--threads 1] [--shared DIR]``
+Usage: ``python -m benchmarks.published.decode_speed [--frames 30] [--repeat 20] [--threads 1] [--shared DIR]``
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge.decoders import decode  # noqa: E402
-from edge.detector import Detector  # noqa: E402
 from edge.media import read_image  # noqa: E402
 from edge.preprocess import preprocess  # noqa: E402
+from edge.runtime.detector import Detector  # noqa: E402
 
 THRESHOLDS = {"interactive 0.4/0.5": (0.4, 0.5, 100), "COCO eval 0.05/0.6": (0.05, 0.6, 100)}
 

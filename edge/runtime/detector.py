@@ -11,7 +11,8 @@ import numpy as np
 
 from edge.decoders import Detections, decode
 from edge.preprocess import preprocess
-from edge.session import ModelSpec, NcnnSession, resolve_model
+from edge.runtime.resolve import ModelSpec, resolve_model
+from edge.runtime.session import NcnnSession
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Detector:
         nms_threshold: float | None = None,
         max_detections: int | None = None,
     ) -> Detector:
-        """Open a build directory or bare ``.param`` (see :func:`edge.session.resolve_model`)."""
+        """Open a build directory or bare ``.param`` (see :func:`edge.runtime.session.resolve_model`)."""
         spec = resolve_model(model, precision=precision, preset=preset, size=size, outputs=outputs)
         session = NcnnSession(spec, threads=threads)
         names = tuple(spec.decoder.class_names) or tuple(str(i) for i in range(spec.decoder.num_classes))

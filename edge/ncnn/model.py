@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.atomic import write_bytes, write_text
 from edge.errors import ModelFormatError
-from edge.ncnn_param import (
+from edge.ncnn.param import (
     PARAM_MAGIC,
     LayerRecord,
     ParamValue,
@@ -29,7 +29,7 @@ from edge.ncnn_param import (
     is_binary_param,
     parse_param_text,
 )
-from edge.ncnn_weights import (
+from edge.ncnn.weights import (
     SUPPORTED_WEIGHTED_TYPES,
     WEIGHTLESS_TYPES,
     BufferSpec,
@@ -356,7 +356,7 @@ class NcnnModel:
         unknown = set(input_shapes or {}) - set(self.input_names())
         if unknown:
             raise ModelFormatError(f"{src}: no Input blob named {sorted(unknown)[0]!r}")
-        from edge.ncnn_shapes import infer_shapes
+        from edge.ncnn.shapes import infer_shapes
 
         infer_shapes(self, input_shapes)
         return self

@@ -1,6 +1,6 @@
 """Time ``edgekit convert`` on NanoDet-Plus-m-1.5x 416 (target: at most 20 s on a 2-core machine).
 
-Usage: python -m benchmarks.convert_time [--runs 3] [--onnx PATH] [--images DIR]
+Usage: python -m benchmarks.published.convert_time [--runs 3] [--onnx PATH] [--images DIR]
 Prints each step's median over the runs and the total, from one process.
 """
 

@@ -5,7 +5,7 @@ per-stride blobs), and a build converted by ``edgekit convert`` from every ONNX 
 ``models/onnx`` in each precision it holds; prints one table (or JSON with ``--json``) and the
 spread of mAP across the layouts/builds of the NanoDet-Plus-m 416 weights.
 
-Usage: ``python -m benchmarks.eval_nanodet [--limit N] [--threads N] [--json] [--shared DIR]``
+Usage: ``python -m benchmarks.published.eval_nanodet [--limit N] [--threads N] [--json] [--shared DIR]``
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edge.coco_eval import evaluate, load_coco  # noqa: E402
-from edge.detector import Detector  # noqa: E402
-from edge.session import build_precisions  # noqa: E402
+from edge.runtime.detector import Detector  # noqa: E402
+from edge.runtime.resolve import build_precisions  # noqa: E402
 
 SAME_WEIGHTS = ("nanodet-plus-m_416-clsdis", "nanodet-plus-m_416-pnnx", "nanodet-plus-m_416.onnx")
 PNNX_STRIDE_BLOBS = ["231", "228", "225", "222"]

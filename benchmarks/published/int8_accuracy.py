@@ -7,7 +7,7 @@ coco-val2017-subset and print mAP, the drop against the fp16 and fp32 builds, th
 against fp16, the layers kept float and the build time. ``--latency`` adds median latencies
 (1 and 2 threads, >= 30 loops) of every build on this machine.
 
-Usage: ``python -m benchmarks.int8_accuracy [--models m,1.5x] [--methods kl,aciq,eq,search,edgekit]
+Usage: ``python -m benchmarks.published.int8_accuracy [--models m,1.5x] [--methods kl,aciq,eq,search,edgekit]
 [--num-images N] [--limit N] [--latency] [--json OUT]`` (``--num-images``: calibrate on the first
 N images only, to see how much mAP moves with the calibration set).
 """
@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 from converters.int8_build import build_int8  # noqa: E402
 from converters.speed_check import median_latency_ms  # noqa: E402
 from edge.coco_eval import evaluate, load_coco  # noqa: E402
-from edge.detector import Detector  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
+from edge.runtime.detector import Detector  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MODELS = {
@@ -127,7 +127,7 @@ def run_model(key: str, args, dataset, work: Path) -> dict:
 def _conv_layer(name: str, src: str, dst: str, channels: int, kernel: int, depthwise: bool):
     import numpy as np
 
-    from edge.ncnn_model import Layer, Weight
+    from edge.ncnn.model import Layer, Weight
 
     per_out = (1 if depthwise else channels) * kernel * kernel
     weight = np.random.default_rng(0).standard_normal(channels * per_out).astype(np.float32) / np.sqrt(
@@ -149,7 +149,7 @@ def layer_bench(channels: int, threads: int, loops: int = 30) -> None:
 
     from converters.calib_table import CalibrationTable
     from converters.int8_writer import write_int8_model
-    from edge.ncnn_model import Layer, NcnnModel
+    from edge.ncnn.model import Layer, NcnnModel
 
     kinds = {"1x1 conv": (1, False), "3x3 depthwise": (3, True), "5x5 depthwise": (5, True)}
     for label, (kernel, depthwise) in kinds.items():

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 
 from edge.atomic import refuse_overwrite
-from edge.cli import app
 from edge.errors import EdgekitError
 
 err_console = Console(stderr=True)
@@ -26,7 +25,6 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-@app.command("bench")
 def bench_command(
     builds: Annotated[list[Path], typer.Argument(help="build directories (manifest.json) or .param files")],
     target: Annotated[

@@ -9,12 +9,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from edge.cli import app
-
 console = Console(stderr=True)
 
 
-@app.command("calibrate")
 def calibrate_command(
     build: Annotated[
         Path, typer.Argument(help="build directory made by 'edgekit convert' (uses its fp32 model)")

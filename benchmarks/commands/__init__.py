@@ -1,0 +1,1 @@
+"""CLI command of the benchmark layer: ``bench``."""

@@ -1,0 +1,4 @@
+"""Scripts behind the project's published figures; run from a checkout as ``python -m benchmarks.published.NAME``.
+
+Not part of the wheel.
+"""

@@ -1,0 +1,1 @@
+"""CLI commands of the conversion layer: ``convert`` and ``calibrate``."""

@@ -1,0 +1,1 @@
+"""Running builds: model resolution, the precision/threads policy, sessions and the detector."""
