@@ -27,8 +27,9 @@ from edge.errors import EdgekitError
 from edge.manifest import InputSpec
 from edge.media import image_files, read_image
 from edge.preprocess import preprocess
+from edge.runtime.policy import INT8_LAYER_TYPES
 
-QUANTIZABLE_TYPES = ("Convolution", "ConvolutionDepthWise", "InnerProduct")
+QUANTIZABLE_TYPES = INT8_LAYER_TYPES  # what ncnn can run in INT8 is what we quantize
 
 # progress(stage, done, total); a one-argument callback gets "stage done/total" instead
 Progress = Callable[[str, int, int], None] | Callable[[str], None]

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.cut import plan_cut
 from converters.divergence import Divergence, locate_divergence
 from converters.graph_repair import repair_known_gaps
 from converters.ncnn_graph_check import check_supported
-from converters.ncnn_run import load_net, run_outputs
+from converters.ncnn_run import run_outputs
 from converters.onnx_check import graph_outputs, load_onnx, resolve_input_shape
 from converters.parity import (
     THRESHOLDS,
@@ -28,11 +29,26 @@ from converters.parity import (
 from converters.pnnx_runner import find_pnnx, pnnx_version, run_pnnx
 from converters.preset_detect import detect_preset
 from converters.simplify import simplify
+from converters.zoo import source_weights
 from edge.atomic import refuse_overwrite, staged_directory, write_json
 from edge.checksums import sha256_file
+from edge.decoders import settle_decoder
+from edge.decoders.spec import DecoderSpec
 from edge.errors import ParityError
-from edge.manifest import MANIFEST_NAME, BuildFiles, InputSpec, Manifest, OutputSpec, Parity
-from edge.presets import Preset, input_spec_from_preset
+from edge.manifest import (
+    GENERATED_WEIGHTS_NOTE,
+    MANIFEST_NAME,
+    NCNN,
+    Artifact,
+    FileRecord,
+    InputSpec,
+    Manifest,
+    OutputSpec,
+    Parity,
+    input_spec_from_preset,
+    manifest_to_dict,
+)
+from edge.runtime.policy import open_build_net
 
 Progress = Callable[[str], None]
 PNNX_INPUT = "in0"
@@ -72,7 +88,7 @@ def _tool_versions(pnnx_exe: Path) -> dict[str, str]:
     return tools
 
 
-def _input_spec(name: str, shape: list[int], preset: Preset | None) -> InputSpec:
+def _input_spec(name: str, shape: list[int], preset: str | None) -> InputSpec:
     if preset is None:  # generic CNN: pixels scaled to [0, 1]
         return InputSpec(name=name, ncnn_name=PNNX_INPUT, shape=shape, mean=[0.0] * 3, norm=[1 / 255] * 3)
     spec = input_spec_from_preset(preset, PNNX_INPUT, shape[3], shape[2])
@@ -90,7 +106,7 @@ def measure_parity(
     references: list[list[np.ndarray]],
 ) -> Parity:
     """Run the ncnn build on ``inputs`` and compare every output with onnxruntime's."""
-    net = load_net(param, binf, precision=precision, input_shapes={spec.ncnn_name: tuple(spec.shape[1:])})
+    net = open_build_net(param, binf, precision, input_shapes={spec.ncnn_name: tuple(spec.shape[1:])})
     agreement = {o.name: OutputAgreement() for o in outputs}
     try:
         for tensor, ref in zip(inputs.tensors, references, strict=True):
@@ -104,14 +120,35 @@ def measure_parity(
     return summarise(agreement, inputs, precision)
 
 
-def _build_files(param: Path, binf: Path, parity: Parity | None) -> BuildFiles:
-    return BuildFiles(
-        param=param.name,
-        bin=binf.name,
-        size_bytes=param.stat().st_size + binf.stat().st_size,
-        param_sha256=sha256_file(param),
-        bin_sha256=sha256_file(binf),
-        parity=parity,
+def _file_record(path: Path) -> FileRecord:
+    return FileRecord(path=path.name, sha256=sha256_file(path), bytes=path.stat().st_size)
+
+
+def _build_files(param: Path, binf: Path, parity: Parity | None) -> Artifact:
+    files = {"param": _file_record(param), "bin": _file_record(binf)}
+    return Artifact(files=files, size_bytes=sum(f.bytes for f in files.values()), parity=parity)
+
+
+def settle_layout(
+    param: Path,
+    binf: Path,
+    spec: InputSpec,
+    outputs: list[OutputSpec],
+    tensor: np.ndarray,
+    decoder: DecoderSpec,
+) -> DecoderSpec:
+    """Run the fp32 build once and let the family's parsers settle the layout, roles and config."""
+    net = open_build_net(param, binf, "fp32", input_shapes={spec.ncnn_name: tuple(spec.shape[1:])})
+    try:
+        got = run_outputs(net, spec.ncnn_name, tensor, [o.ncnn_name for o in outputs])
+    finally:
+        net.clear()
+    return settle_decoder(
+        {o.name: g for o, g in zip(outputs, got, strict=True)},
+        decoder,
+        spec.width,
+        spec.height,
+        {o.name: o.ncnn_name for o in outputs},
     )
 
 
@@ -123,7 +160,7 @@ def _int8_build(
     references: list[list[np.ndarray]],
     options: Int8Options,
     say: Progress,
-) -> BuildFiles:
+) -> Artifact:
     """Calibrate the fp32 build, write the INT8 build and its table, verify it, time it here."""
     from converters.int8_build import build_int8
     from converters.speed_check import default_threads, int8_speed_note, median_latency_ms
@@ -163,11 +200,11 @@ def _int8_build(
         )
         for p in (baseline, "int8")
     }
-    build.extra = {
+    build.details = {
         "table": result.table_path.name,
         "method": result.method,
         "calibration_images": result.images,
-        "calibration_source": str(Path(options.calib_images).resolve()),
+        "calibration_source": Path(options.calib_images).resolve().name,
         "quantized_layers": result.quantized_layers,
         "fused_requantize": result.fused_requantize,
         "kept_float": result.kept_float,
@@ -175,7 +212,7 @@ def _int8_build(
         "latency_here_ms": {p: round(v, 2) for p, v in timed.items()},
         "latency_threads": threads,
     }
-    build.extra["speed_note"] = int8_speed_note(baseline, timed[baseline], timed["int8"], threads)
+    build.details["speed_note"] = int8_speed_note(baseline, timed[baseline], timed["int8"], threads)
     return build
 
 
@@ -191,6 +228,7 @@ def convert_onnx(
     force: bool = False,
     int8: Int8Options | None = None,
     progress: Progress | None = None,
+    cut_at: list[str] | None = None,
 ) -> ConvertResult:
     """Convert ``onnx_path`` into a verified build directory ``out_dir``; see the module doc."""
     say = progress or (lambda _msg: None)
@@ -203,6 +241,8 @@ def convert_onnx(
     say("checking ONNX")
     model = load_onnx(Path(onnx_path))
     input_name, shape = resolve_input_shape(model, input_shape)
+    weights = source_weights(model)
+    model, cut = plan_cut(model, input_name, shape, preset, cut_at)
     say("simplifying with onnxsim")
     simplified = simplify(model, input_name, shape)
     simplified, repairs = repair_known_gaps(simplified)
@@ -210,6 +250,8 @@ def convert_onnx(
 
     onnx_outputs = graph_outputs(simplified)
     found, decoder, meanings = detect_preset(preset, onnx_outputs, shape)
+    if cut is not None:
+        cut.replaced_by = decoder.family if decoder is not None else None
     spec = _input_spec(input_name, shape, found)
     reference_session = onnxruntime_session(simplified)
     inputs = make_inputs(spec, verify_images)
@@ -220,7 +262,7 @@ def convert_onnx(
     ]
     onnx_ops = {n.op_type for n in simplified.graph.node}
 
-    builds: dict[str, BuildFiles] = {}
+    builds: dict[str, Artifact] = {}
     divergence = None
     with staged_directory(out_dir, force) as stage:
         work = stage / ".work"
@@ -241,6 +283,8 @@ def convert_onnx(
                 say("locating the first divergent layer")
                 divergence = locate_divergence(simplified, input_name, shape, inputs, work / "bisect")
             builds[precision] = _build_files(param, binf, parity)
+            if decoder is not None and precision == "fp32":
+                decoder = settle_layout(param, binf, spec, outputs, inputs.tensors[0], decoder)
         if int8 is not None:
             t0 = time.perf_counter()
             builds["int8"] = _int8_build(stage, spec, outputs, inputs, references, int8, say)
@@ -255,17 +299,22 @@ def convert_onnx(
                 f"{failed[0]} build misses parity with onnxruntime: cosine {worst.cosine:.6f} "
                 f"< {THRESHOLDS[failed[0]]}, max abs error {worst.max_abs:.4g}{where}"
             )
+        source = _file_record(Path(onnx_path))
         manifest = Manifest(
-            source={"path": str(Path(onnx_path).resolve()), "sha256": sha256_file(Path(onnx_path))},
+            source={"file": source.path, "sha256": source.sha256, "bytes": source.bytes}
+            | ({"weights": weights} if weights else {}),
             input=spec,
             outputs=outputs,
             decoder=decoder,
-            builds=builds,
+            artifacts={NCNN: builds},
             tools=_tool_versions(pnnx_exe),
+            conversion={"cut": cut.to_dict()} if cut is not None else {},
             notes=repairs
+            + ([cut.note()] if cut is not None else [])
+            + ([GENERATED_WEIGHTS_NOTE] if weights and weights.startswith("generated") else [])
             + [f"{p} build misses parity (kept because of --no-verify)" for p in failed]
-            + [b.extra["speed_note"] for b in builds.values() if "speed_note" in b.extra],
+            + [b.details["speed_note"] for b in builds.values() if "speed_note" in b.details],
         )
-        write_json(stage / MANIFEST_NAME, manifest.to_dict())
+        write_json(stage / MANIFEST_NAME, manifest_to_dict(manifest))
     timings["total"] = time.perf_counter() - clock
     return ConvertResult(out_dir / MANIFEST_NAME, manifest, timings, divergence)

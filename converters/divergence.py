@@ -15,10 +15,11 @@ import onnx
 from onnx import TensorProto
 
 from converters.ncnn_graph_check import last_layer
-from converters.ncnn_run import load_net, run_outputs
+from converters.ncnn_run import run_outputs
 from converters.parity import THRESHOLDS, ParityInputs, compare, onnxruntime_session
 from converters.pnnx_runner import run_pnnx
 from edge.errors import EdgekitError
+from edge.runtime.policy import open_build_net
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _agreement(sub: onnx.ModelProto, input_name: str, shape: list[int], inputs: 
     """(cosine, max_abs, ncnn layer label) of the cut graph's single output."""
     produced = run_pnnx(sub, shape, work, fp16=False)
     ref_session = onnxruntime_session(sub)
-    net = load_net(produced.param, produced.bin)
+    net = open_build_net(produced.param, produced.bin, "fp32")
     worst_cos, worst_abs = 1.0, 0.0
     try:
         for tensor in inputs.tensors[:2]:

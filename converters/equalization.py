@@ -26,6 +26,7 @@ import numpy as np
 
 from converters.calibration import iter_blob_arrays
 from edge.manifest import InputSpec
+from edge.ncnn import param_ids
 from edge.ncnn.model import Layer, NcnnModel
 
 CONV_TYPES = ("Convolution", "ConvolutionDepthWise")
@@ -48,7 +49,7 @@ def equalization_pairs(model: NcnnModel) -> list[tuple[Layer, Layer]]:
             and source.type in CONV_TYPES
             and len(source.outputs) == 1
             and readers[consumer.inputs[0]] == 1
-            and int(source.get(9, 0)) in HOMOGENEOUS_ACTIVATIONS
+            and int(source.get(param_ids.Convolution.ACTIVATION_TYPE, 0)) in HOMOGENEOUS_ACTIVATIONS
             and _per_channel(source)
             and _has_float_weight(source)
             and _has_float_weight(consumer)
@@ -60,7 +61,8 @@ def equalization_pairs(model: NcnnModel) -> list[tuple[Layer, Layer]]:
 def _per_channel(layer: Layer) -> bool:
     """Plain convolutions and true depthwise ones (group == channels); not grouped convolutions."""
     if layer.type == "ConvolutionDepthWise":
-        return int(layer.get(7, 1)) == int(layer.get(0, 0))
+        dw = param_ids.ConvolutionDepthWise
+        return int(layer.get(dw.GROUP, 1)) == int(layer.get(dw.NUM_OUTPUT, 0))
     return True
 
 
@@ -94,7 +96,12 @@ def equalize(model: NcnnModel, ranges: dict[str, np.ndarray]) -> tuple[NcnnModel
     done = 0
     for source, consumer in equalization_pairs(model):
         r = ranges.get(source.outputs[0])
-        if r is None or r.size != int(source.get(0, 0)) or not np.isfinite(r).all() or r.max() <= 0:
+        if (
+            r is None
+            or r.size != int(source.get(param_ids.Convolution.NUM_OUTPUT, 0))
+            or not np.isfinite(r).all()
+            or r.max() <= 0
+        ):
             continue
         scale = np.maximum(r.astype(np.float64), r.max() * RANGE_FLOOR) / r.max()
         if not _rescale(source, consumer, scale):
@@ -114,7 +121,7 @@ def _rescale(source: Layer, consumer: Layer, scale: np.ndarray) -> bool:
         consumer_factor = scale[:, None]
         consumer_shape: tuple[int, ...] = (channels, -1)
     else:
-        outputs = int(consumer.get(0, 0))
+        outputs = int(consumer.get(param_ids.Convolution.NUM_OUTPUT, 0))
         if outputs <= 0 or consumer_weight.array.size % (outputs * channels):
             return False
         consumer_factor = scale[None, :, None]

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from converters.calib_table import CalibrationTable, write_table
 from converters.calibration import (
-    QUANTIZABLE_TYPES,
     Progress,
     as_progress,
     collect_statistics,
@@ -35,7 +34,9 @@ from converters.thresholds import (
 )
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec
-from edge.ncnn.model import NcnnModel, open_net
+from edge.ncnn.model import NcnnModel
+from edge.ncnn.validate import validate_files
+from edge.runtime.policy import is_int8, open_build_net
 
 METHODS = ("kl", "aciq", "eq", "search")
 DEFAULT_AUTO_TARGET = 0.999  # output cosine similarity the automatic keep-float mode aims for
@@ -125,10 +126,10 @@ def calibrate(
     progress = as_progress(progress)
     clock = time.perf_counter()
     image_paths = list_images(Path(images), num_images)
-    model = NcnnModel.read(fp32_param, fp32_bin).validate()
-    if any(int(layer.get(8, 0)) for layer in model.layers if layer.type in QUANTIZABLE_TYPES):
+    model = validate_files(fp32_param, fp32_bin)
+    if is_int8(model):
         raise EdgekitError(f"{fp32_param} is already INT8; calibrate the fp32 model")
-    net = open_net(fp32_param, fp32_bin, num_threads=threads, use_int8_inference=False)
+    net = open_build_net(fp32_param, fp32_bin, "fp32", threads=threads)
     try:
         targets = quant_targets(net)
         if not targets:
@@ -177,7 +178,7 @@ def _equalized(
     with tempfile.TemporaryDirectory(prefix="edgekit-equalized-") as tmp:
         param, binf = Path(tmp) / "model.param", Path(tmp) / "model.bin"
         equalized_model.write(param, binf)
-        equalized_net = open_net(param, binf, num_threads=threads, use_int8_inference=False)
+        equalized_net = open_build_net(param, binf, "fp32", threads=threads)
     net.clear()
     return equalized_model, equalized_net, count
 
@@ -257,7 +258,7 @@ def build_int8(
     int8_model, report = write_int8_model(model, table, bias_deltas=deltas)
     int8_model.write(out_param, out_bin)
     write_table(table, table_path)
-    check = open_net(out_param, out_bin, num_threads=1, use_int8_inference=True)
+    check = open_build_net(out_param, out_bin, "int8")
     check.clear()
     timings["write"] = time.perf_counter() - clock - sum(timings.values())
     timings["total"] = time.perf_counter() - clock

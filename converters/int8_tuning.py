@@ -31,7 +31,9 @@ from converters.int8_writer import dequantized_weight, write_int8_model
 from converters.thresholds import aciq_gaussian_clip, percentile_threshold, threshold_to_scale
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec
-from edge.ncnn.model import Layer, NcnnModel, open_net
+from edge.ncnn import param_ids
+from edge.ncnn.model import Layer, NcnnModel
+from edge.runtime.policy import open_build_net
 
 Progress = Callable[[str, int, int], None]
 EQ_STEPS = 16  # candidate scales between 0.5x and 2x of kl's for eq
@@ -60,11 +62,13 @@ def bias_corrections(
 
 
 def _expected_output_shift(layer: Layer, error: np.ndarray, mean: np.ndarray) -> np.ndarray | None:
-    num_output = int(layer.get(0, 0))
+    num_output = int(layer.get(param_ids.Convolution.NUM_OUTPUT, 0))  # InnerProduct's too
     if layer.type == "InnerProduct":
         rows = error.reshape(num_output, -1)
         return rows @ mean if mean.size == rows.shape[1] else None
-    group = int(layer.get(7, 1)) if layer.type == "ConvolutionDepthWise" else 1
+    group = (
+        int(layer.get(param_ids.ConvolutionDepthWise.GROUP, 1)) if layer.type == "ConvolutionDepthWise" else 1
+    )
     channels = mean.size
     if channels % group or num_output % group:
         return None
@@ -107,7 +111,7 @@ def candidate_outputs(
     with tempfile.TemporaryDirectory(prefix="edgekit-cand-") as tmp:
         param, binf = Path(tmp) / "c.param", Path(tmp) / "c.bin"
         mini.write(param, binf)
-        net = open_net(param, binf, num_threads=threads, use_int8_inference=True, lightmode=False)
+        net = open_build_net(param, binf, "int8", threads=threads, lightmode=False)
     try:
         results: list[list[np.ndarray]] = [[] for _ in range(n)]
         for x in inputs:
@@ -219,7 +223,7 @@ class Tuner:
         with tempfile.TemporaryDirectory(prefix="edgekit-int8-") as tmp:
             param, binf = Path(tmp) / "m.param", Path(tmp) / "m.bin"
             int8_model.write(param, binf)
-            net = open_net(param, binf, num_threads=self.threads, use_int8_inference=True)
+            net = open_build_net(param, binf, "int8", threads=self.threads)
             try:
                 outputs = self._outputs(net)
             finally:

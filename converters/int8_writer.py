@@ -22,9 +22,13 @@ import numpy as np
 from converters.calib_table import CalibrationTable
 from converters.calibration import QUANTIZABLE_TYPES
 from edge.errors import EdgekitError
-from edge.ncnn.model import Layer, NcnnModel, Weight
+from edge.ncnn import param_ids
+from edge.ncnn.model import Layer, NcnnModel
+from edge.ncnn.validate import validate_model
+from edge.ncnn.weights import Weight
 
 FUSABLE_TYPES = ("Convolution", "ConvolutionDepthWise")
+INT8_SCALE_TERM = param_ids.Convolution.INT8_SCALE_TERM  # the same id in InnerProduct
 _FP16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -40,8 +44,8 @@ class Int8WriteReport:
 def scale_channels(layer: Layer) -> int:
     """How many weight scales the layer takes: outputs (conv, fc) or groups (depthwise)."""
     if layer.type == "ConvolutionDepthWise":
-        return int(layer.get(7, 1))
-    return int(layer.get(0, 0))
+        return int(layer.get(param_ids.ConvolutionDepthWise.GROUP, 1))
+    return int(layer.get(param_ids.Convolution.NUM_OUTPUT, 0))  # InnerProduct's too
 
 
 def quantize_to_int8(weight: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -91,7 +95,7 @@ def check_table(model: NcnnModel, table: CalibrationTable) -> list[Layer]:
                 f"the calibration table does not match the model: {name} needs {need} weight scales, the table has {got}"
             )
         weight = layer.weight("weight")
-        if weight.storage == "int8" or int(layer.get(8, 0)):
+        if weight.storage == "int8" or int(layer.get(INT8_SCALE_TERM, 0)):
             raise EdgekitError(f"layer {name!r} is already INT8; quantize the fp32/fp16 model instead")
         chosen.append(layer)
     if not chosen:
@@ -109,14 +113,16 @@ def _quantize_layer(
     weight.replace(q.reshape(weight.array.shape), "int8")
     if bias_delta is not None:
         _add_bias(layer, bias_delta)
-    layer.set(8, 1 if layer.type == "ConvolutionDepthWise" else 2)
+    layer.set(INT8_SCALE_TERM, 1 if layer.type == "ConvolutionDepthWise" else 2)
     layer.weights = [w for w in layer.weights if w.role in ("weight", "bias")]
     layer.weights.append(Weight("weight_scales", np.asarray(weight_scales, dtype=np.float32), "untagged"))
     layer.weights.append(Weight("bottom_scales", np.array([input_scale], dtype=np.float32), "untagged"))
 
 
 def _add_bias(layer: Layer, delta: np.ndarray) -> None:
-    bias_key = 1 if layer.type == "InnerProduct" else 5
+    bias_key = (
+        param_ids.InnerProduct.BIAS_TERM if layer.type == "InnerProduct" else param_ids.Convolution.BIAS_TERM
+    )
     delta = np.asarray(delta, dtype=np.float32).reshape(-1)
     if int(layer.get(bias_key, 0)):
         bias = layer.weight("bias")
@@ -193,10 +199,10 @@ def write_int8_model(
             target = _fusion_target(out, layer, quantized)
             if target is None:
                 continue
-            layer.set(8, int(layer.get(8)) + 100)
+            layer.set(INT8_SCALE_TERM, int(layer.get(INT8_SCALE_TERM)) + 100)
             layer.weights.append(
                 Weight("top_scales", np.array([quantized[target.name]], dtype=np.float32), "untagged")
             )
             report.fused.append((layer.name, target.name))
-    out.validate()
+    validate_model(out)
     return out, report

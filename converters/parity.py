@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edge.checksums import sha256_file
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec, Parity
 from edge.media import image_files, read_image
@@ -24,7 +25,8 @@ class ParityInputs:
     """The NCHW float32 tensors both runtimes see, and where they came from."""
 
     tensors: list[np.ndarray]
-    origin: str
+    origin: str  # "images:<folder name>" or "random:<seed>"
+    files: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -45,7 +47,7 @@ def make_inputs(spec: InputSpec, images: Path | None, count: int = 4, seed: int 
         tensors = []
         for path in files:
             tensors.append(preprocess(read_image(path), fixed)[0][None])
-        return ParityInputs(tensors, f"images:{images}")
+        return ParityInputs(tensors, f"images:{Path(images).resolve().name}", list(files))
     rng = np.random.default_rng(seed)
     tensors = []
     for _ in range(count):
@@ -96,4 +98,5 @@ def summarise(per_output: dict[str, OutputAgreement], inputs: ParityInputs, prec
         passed=cosine >= threshold,
         threshold=threshold,
         per_output={k: {"cosine": v.cosine, "max_abs": v.max_abs} for k, v in per_output.items()},
+        input_files=[{"file": p.name, "sha256": sha256_file(p)} for p in inputs.files],
     )

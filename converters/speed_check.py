@@ -10,20 +10,16 @@ from pathlib import Path
 import ncnn
 import numpy as np
 
-from edge.board.runner import configure, time_net
-from edge.ncnn.model import validate_files
+from edge.board.runner import time_net
+from edge.runtime.policy import open_build_net
 
 
 def median_latency_ms(
     param: Path, binf: Path, precision: str, input_name: str, shape: list[int], outputs: list[str],
     *, threads: int, loops: int = 15, warmup: int = 3,
 ) -> float:  # fmt: skip
-    """Median latency of one build here, with the same timing loop as the board-side runner."""
-    validate_files(param, binf)
-    net = ncnn.Net()
-    configure(net.opt, precision, threads)
-    if net.load_param(str(param)) != 0 or net.load_model(str(binf)) != 0:
-        raise RuntimeError(f"ncnn could not load {param}")
+    """Median latency of one build here, with the runtime policy and the board-side runner's timing loop."""
+    net = open_build_net(param, binf, precision, threads=threads)
     data = np.random.default_rng(0).standard_normal(shape[1:]).astype(np.float32)
     mat = ncnn.Mat(data)
     try:

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from edge.ncnn import param_ids
+
 NUM_BINS = 2048
 KL_TARGET_BINS = 128
 KL_EPS = 1e-4
@@ -32,12 +34,13 @@ def uses_6bit_weights(layer_type: str, params: dict[int, object]) -> bool:
     """Whether ncnn2table quantizes this layer's weights to 6 bits (int8 winograd headroom)."""
     if layer_type != "Convolution":
         return False
-    kw = int(params.get(1, 0))
-    kh = int(params.get(11, kw))
-    dw = int(params.get(2, 1))
-    dh = int(params.get(12, dw))
-    sw = int(params.get(3, 1))
-    sh = int(params.get(13, sw))
+    conv = param_ids.Convolution
+    kw = int(params.get(conv.KERNEL_W, 0))
+    kh = int(params.get(conv.KERNEL_H, kw))
+    dw = int(params.get(conv.DILATION_W, 1))
+    dh = int(params.get(conv.DILATION_H, dw))
+    sw = int(params.get(conv.STRIDE_W, 1))
+    sh = int(params.get(conv.STRIDE_H, sw))
     return kw == 3 and kh == 3 and dw == 1 and dh == 1 and sw == 1 and sh == 1
 
 
@@ -153,7 +156,10 @@ def layer_weight_scales(
     layer_type: str, params: dict[int, object], weight: np.ndarray, method: str
 ) -> np.ndarray:
     """Per-channel weight scales of one quantizable layer, as ncnn2table computes them."""
-    channels = int(params.get(7, 1)) if layer_type == "ConvolutionDepthWise" else int(params.get(0, 0))
+    if layer_type == "ConvolutionDepthWise":
+        channels = int(params.get(param_ids.ConvolutionDepthWise.GROUP, 1))
+    else:
+        channels = int(params.get(param_ids.Convolution.NUM_OUTPUT, 0))  # InnerProduct's too
     return weight_scales(weight, channels, six_bit=uses_6bit_weights(layer_type, params), method=method)
 
 

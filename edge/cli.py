@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edge.errors import EdgekitError
 
@@ -44,11 +45,11 @@ def _register_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    _register_commands()
     try:
+        _register_commands()
         app()
     except EdgekitError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[bold red]error:[/] interrupted")
@@ -57,7 +58,7 @@ def main() -> None:
         if os.environ.get("EDGEKIT_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for the traceback)",
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set EDGEKIT_DEBUG=1 for the traceback)",
             highlight=False,
             soft_wrap=True,
         )

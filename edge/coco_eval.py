@@ -1,7 +1,7 @@
 """COCO mAP of a detector with pycocotools, under NanoDet's official protocol.
 
 Protocol: score threshold 0.05, per-class NMS IoU 0.6, at most 100 detections per image;
-the 80 contiguous classes map to COCO category ids through ``COCO_CATEGORY_IDS``.
+contiguous class ids map to COCO category ids through the decoder's ``category_ids``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from edge.atomic import read_json
 from edge.decoders import Detections
 from edge.errors import EdgekitError
 from edge.media import read_image
-from edge.presets import COCO_CATEGORY_IDS
 from edge.runtime.detector import Detector
 
 OFFICIAL_SCORE_THRESHOLD = 0.05
@@ -89,7 +88,7 @@ def load_coco(annotations: Path, images_dir: Path, limit: int | None = None) -> 
     return CocoDataset(coco, images_dir, records)
 
 
-def to_coco_results(image_id: int, found: Detections) -> list[dict[str, Any]]:
+def to_coco_results(image_id: int, found: Detections, category_ids: list[int]) -> list[dict[str, Any]]:
     """Detections in COCO result format (``bbox`` = x, y, w, h)."""
     results = []
     for box, score, class_id in zip(found.boxes, found.scores, found.class_ids, strict=True):
@@ -97,7 +96,7 @@ def to_coco_results(image_id: int, found: Detections) -> list[dict[str, Any]]:
         results.append(
             {
                 "image_id": int(image_id),
-                "category_id": COCO_CATEGORY_IDS[int(class_id)],
+                "category_id": category_ids[int(class_id)],
                 "bbox": [x1, y1, x2 - x1, y2 - y1],
                 "score": float(score),
             }
@@ -132,9 +131,11 @@ def evaluate(
     detector.score_threshold = OFFICIAL_SCORE_THRESHOLD
     detector.nms_threshold = OFFICIAL_NMS_THRESHOLD
     detector.max_detections = OFFICIAL_MAX_DETECTIONS
-    if detector.spec.decoder.num_classes != len(COCO_CATEGORY_IDS):
+    category_ids = detector.spec.decoder.category_ids
+    if not category_ids:
         raise EdgekitError(
-            f"{detector.name} predicts {detector.spec.decoder.num_classes} classes; COCO evaluation needs 80"
+            f"{detector.name} predicts {detector.spec.decoder.num_classes} classes without COCO category ids; "
+            "COCO evaluation needs them"
         )
     results: list[dict[str, Any]] = []
     for done, record in enumerate(dataset.images, start=1):
@@ -145,7 +146,7 @@ def evaluate(
                 f"annotations do not match {dataset.image_path(record)}: image is "
                 f"{image.shape[1]}x{image.shape[0]}, annotations say {expected[1]}x{expected[0]}"
             )
-        results.extend(to_coco_results(record["id"], detector.detect(image)))
+        results.extend(to_coco_results(record["id"], detector.detect(image), category_ids))
         if progress is not None:
             progress(done)
     stats = coco_metrics(dataset.coco, results, [r["id"] for r in dataset.images])

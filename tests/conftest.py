@@ -1,34 +1,16 @@
 """Test fixtures shared by every test module.
 
 Real models and images live outside the repository, in ``$EDGEKIT_SHARED`` (default
-``../shared`` beside the checkout). A missing asset skips the test locally and fails it
-under CI (``CI=true``), where the assets must be present.
+``../shared`` beside the checkout; see :mod:`tests.support.assets`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_root() -> Path:
-    """Where the shared test assets are."""
-    return Path(os.environ.get("EDGEKIT_SHARED", REPO_ROOT.parent / "shared")).resolve()
-
-
-def require_asset(relative: str) -> Path:
-    """Path of a shared asset; skip (locally) or fail (CI) when it is absent."""
-    path = shared_root() / relative
-    if not path.exists():
-        message = f"shared asset missing: {path} (set EDGEKIT_SHARED)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from tests.support.assets import require_asset
 
 
 @pytest.fixture(scope="session")

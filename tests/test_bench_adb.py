@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.harness import BenchConfig, parse_benchncnn, run_benchmarks
+from benchmarks.harness import BenchConfig, run_benchmarks
+from benchmarks.runners import parse_benchncnn
 from benchmarks.targets.adb import AdbTarget, TargetError, parse_devices, parse_target_spec
+from tests.support.assets import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADBD = REPO_ROOT / "tests" / "support" / "adbd.py"
@@ -37,10 +39,7 @@ RUNNER = REPO_ROOT / "edge" / "board" / "runner.py"
 def _adb_client() -> str:
     found = shutil.which("adb")
     if found is None:
-        message = "the adb client is not installed (apt-get install adb)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("the adb client is not installed (apt-get install adb)")
     return found
 
 
@@ -228,13 +227,13 @@ def test_adb_devices_output_parses() -> None:
     text = (
         "* daemon not running; starting now at tcp:5037\n* daemon started successfully\n"
         "List of devices attached\nR58M1234ABC\tdevice\n192.168.1.20:5555\toffline\n"
-        "emulator-5554\tunauthorized\n0123456789\tno permissions (user in plugdev group); see [http://x]\n\n"
+        "emulator-5554\tunauthorized\n0123456789\tno permissions (user in plugdev group); see [the udev rules page]\n\n"
     )
     assert [(d.serial, d.state) for d in parse_devices(text)] == [
         ("R58M1234ABC", "device"),
         ("192.168.1.20:5555", "offline"),
         ("emulator-5554", "unauthorized"),
-        ("0123456789", "no permissions (user in plugdev group); see [http://x]"),
+        ("0123456789", "no permissions (user in plugdev group); see [the udev rules page]"),
     ]
 
 

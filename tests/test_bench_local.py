@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.harness import BenchConfig, BenchReport, LatencyStats, parse_benchncnn, run_benchmarks
+from benchmarks.harness import BenchConfig, BenchReport, LatencyStats, run_benchmarks
 from benchmarks.report import to_csv
+from benchmarks.runners import parse_benchncnn
 from benchmarks.targets.local import LocalTarget
 from benchmarks.targets.registry import parse_target
 from edge.errors import EdgekitError
-from tests.conftest import require_asset
+from tests.support.assets import require_asset
 from tests.support.cli import run_edgekit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ def graph_only_param() -> Path:
     return require_asset("models/ncnn-benchmark/blazeface.param")
 
 
+@pytest.mark.slow
 def test_cli_json_csv_plot(int8_param: Path, tmp_path: Path) -> None:
     csv_path, png = tmp_path / "r.csv", tmp_path / "r.png"
     proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--threads", "1,2", "--loops", "3",

@@ -1,4 +1,4 @@
-"""The qemu-aarch64 target: a Debian arm64 root + PyPI's aarch64 ncnn under QEMU user mode.
+"""The qemu-aarch64 target: a Debian arm64 root + the package index's aarch64 ncnn under QEMU user mode.
 
 The emulated board is built on first use (~1 min) into ``$EDGEKIT_QEMU_ROOT`` (default
 ``~/.cache/edgekit/qemu-aarch64``) and reused. Emulated inference of NanoDet-Plus-m 416 takes
@@ -15,7 +15,6 @@ and INT8 (same object at IoU >= 0.5, score within 0.1).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from benchmarks.targets.qemu import QemuTarget, ensure_board
 from edge.decoders import Detections, decode
 from edge.preprocess import preprocess
 from edge.runtime.resolve import ModelSpec, resolve_model
-from tests.conftest import require_asset
+from tests.support.assets import require_asset, skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNNER = REPO_ROOT / "edge" / "board" / "runner.py"
@@ -40,15 +39,14 @@ RUNNER = REPO_ROOT / "edge" / "board" / "runner.py"
 # by a fraction of a stride.
 TOLERANCE = {"fp32": (1.0, 0.02, 0.999), "fp16": (1.0, 0.02, 0.999), "int8": (0.5, 0.1, 0.98)}
 
+pytestmark = pytest.mark.slow  # QEMU emulation: minutes
+
 
 def _need_tools() -> None:
     missing = [t for t in ("qemu-aarch64-static", "debootstrap") if shutil.which(t) is None]
     missing = [t for t in missing if not Path(f"/usr/sbin/{t}").exists()]
     if missing:
-        message = f"{', '.join(missing)} not installed (apt-get install qemu-user-static debootstrap)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"{', '.join(missing)} not installed (apt-get install qemu-user-static debootstrap)")
 
 
 @pytest.fixture(scope="module")

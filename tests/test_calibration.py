@@ -22,7 +22,10 @@ from converters.thresholds import NUM_BINS, aciq_gaussian_clip, kl_threshold_bin
 from edge.errors import EdgekitError
 from edge.manifest import InputSpec
 from edge.media import read_image
-from edge.ncnn.model import Layer, NcnnModel, Weight, open_net
+from edge.ncnn.model import Layer, NcnnModel
+from edge.ncnn.net import open_net
+from edge.ncnn.validate import validate_model
+from edge.ncnn.weights import Weight
 
 SPEC = InputSpec(
     name="data", ncnn_name="data", shape=[1, 3, 32, 32], norm=[1 / 64, 1 / 64, 1 / 64], mean=[128.0] * 3
@@ -73,7 +76,7 @@ def tiny_model(seed: int = 0) -> NcnnModel:
             ],
         )
     )
-    return NcnnModel(layers).validate()
+    return validate_model(NcnnModel(layers))
 
 
 def write_tiny(directory: Path, seed: int = 0) -> tuple[Path, Path]:

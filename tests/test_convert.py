@@ -27,6 +27,7 @@ SHARED_ONNX = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHARED_ONNX)
 def test_shared_nanodet_onnx_converts_with_parity(name, onnx_models, demo_images, tmp_path):
     result = convert_onnx(onnx_models / name, tmp_path / "build", verify_images=demo_images)
@@ -34,14 +35,22 @@ def test_shared_nanodet_onnx_converts_with_parity(name, onnx_models, demo_images
     fp32, fp16 = m.builds["fp32"], m.builds["fp16"]
     assert fp32.parity.cosine >= 0.99999 and fp32.parity.passed
     assert fp16.parity.cosine >= 0.9995 and fp16.parity.passed
-    assert fp32.parity.inputs.startswith("images:") and fp32.parity.samples >= 4
+    assert fp32.parity.inputs == f"images:{demo_images.name}" and fp32.parity.samples >= 4
     build = tmp_path / "build"
     assert (build / fp16.bin).stat().st_size <= 0.52 * (build / fp32.bin).stat().st_size
     expected = "nanodet-plus" if "plus" in name else "nanodet-m"
-    assert m.decoder.preset == expected
-    assert m.decoder.strides == ([8, 16, 32, 64] if expected == "nanodet-plus" else [8, 16, 32])
-    assert m.decoder.center_offset == (0.0 if expected == "nanodet-plus" else 0.5)
+    assert m.decoder.preset == expected and m.decoder.family == "nanodet"
+    assert m.decoder.config.strides == ((8, 16, 32, 64) if expected == "nanodet-plus" else (8, 16, 32))
+    assert m.decoder.config.center_offset == (0.0 if expected == "nanodet-plus" else 0.5)
     assert len(m.decoder.class_names) == 80 and m.decoder.class_names[0] == "person"
+    assert m.decoder.category_ids[:2] == [1, 2] and m.decoder.category_ids[-1] == 90
+    # convert settled the layout once: the official exports give sigmoid scores
+    assert m.decoder.layout == ("nanodet-single" if expected == "nanodet-plus" else "nanodet-legacy")
+    assert m.decoder.config.class_scores == "sigmoid"
+    assert set(m.decoder.roles.values()) <= {o.ncnn_name for o in m.outputs} and m.decoder.roles
+    assert fp32.parity.input_files and fp32.parity.input_files[0]["file"] in {
+        p.name for p in demo_images.iterdir()
+    }
     assert m.input.mean == [103.53, 116.28, 123.675] and m.input.color == "BGR"
     onnx_model = onnx.load(str(onnx_models / name))
     assert [o.name for o in m.outputs] == [o.name for o in onnx_model.graph.output]
@@ -52,15 +61,26 @@ def test_manifest_describes_files_exactly(onnx_models, tmp_path):
     result = convert_onnx(onnx_models / "nanodet-plus-m_416.onnx", tmp_path / "b")
     loaded = load_manifest(tmp_path / "b")
     assert loaded == result.manifest
-    assert loaded.schema == "edgekit.manifest/1"
+    assert loaded.schema == "edgekit.manifest/2"
+    assert loaded.source == {
+        "file": "nanodet-plus-m_416.onnx",
+        "sha256": sha256_file(onnx_models / "nanodet-plus-m_416.onnx"),
+        "bytes": (onnx_models / "nanodet-plus-m_416.onnx").stat().st_size,
+    }
+    assert loaded.decoder.layout == "nanodet-single" and loaded.decoder.roles == {"head": "out0"}
+    assert str(tmp_path) not in (tmp_path / "b" / "manifest.json").read_text()
+    assert str(onnx_models) not in (tmp_path / "b" / "manifest.json").read_text()
     assert loaded.input.name == "data" and loaded.input.ncnn_name == "in0"
     assert loaded.input.shape == [1, 3, 416, 416]
     assert loaded.outputs[0].shape == [1, 3598, 112] and loaded.outputs[0].ncnn_name == "out0"
     assert loaded.builds["fp32"].parity.inputs == "random:0"
+    assert set(loaded.artifacts) == {"ncnn"} and set(loaded.builds) == {"fp32", "fp16"}
     for b in loaded.builds.values():
-        param, binf = tmp_path / "b" / b.param, tmp_path / "b" / b.bin
-        assert b.param_sha256 == sha256_file(param) and b.bin_sha256 == sha256_file(binf)
-        assert b.size_bytes == param.stat().st_size + binf.stat().st_size
+        assert set(b.files) == {"param", "bin"}
+        for f in b.files.values():
+            assert f.sha256 == sha256_file(tmp_path / "b" / f.path)
+            assert f.bytes == (tmp_path / "b" / f.path).stat().st_size
+        assert b.size_bytes == sum(f.bytes for f in b.files.values())
     assert {"pnnx", "ncnn", "onnx", "onnxsim", "onnxruntime", "edgekit"} <= set(loaded.tools)
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
         "manifest.json",
@@ -244,6 +264,7 @@ def test_dynamic_model_converts_with_input_shape(tmp_path):
     assert result.manifest.builds["fp32"].parity.passed
 
 
+@pytest.mark.slow
 def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
     src = save(GRAPHS["backbone_ops"](), tmp_path / "m.onnx")
     proc = run_edgekit(
@@ -269,7 +290,8 @@ def test_int8_build_is_calibrated_verified_and_timed(demo_images, tmp_path):
     ]
     assert weight_lines and input_lines and max(weight_lines) < min(input_lines)  # ncnn2table order
     manifest = load_manifest(tmp_path / "b")
-    assert manifest.builds["int8"].extra["table"] == "calibration.table"
+    assert manifest.builds["int8"].details["table"] == "calibration.table"
+    assert manifest.builds["int8"].details["calibration_source"] == demo_images.name
     assert "int8" in manifest.builds["int8"].param
     human = run_edgekit(
         "convert", str(src), "-o", str(tmp_path / "b"), "--int8", "--calib", str(demo_images), "--force",
@@ -290,7 +312,7 @@ def test_int8_keep_float_is_recorded(demo_images, tmp_path):
     from converters.convert import Int8Options
 
     result = convert_onnx(src, tmp_path / "b", int8=Int8Options(demo_images, method="kl", keep_float=[conv]))
-    kept = result.manifest.builds["int8"].extra["kept_float"]
+    kept = result.manifest.builds["int8"].details["kept_float"]
     assert conv in kept and "keep-float" in kept[conv]
     assert first.manifest.builds["fp32"].parity.passed
 

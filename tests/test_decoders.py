@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,19 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.decoders import decode
-from edge.decoders.layouts import LayoutContext, parse_outputs
+from edge.decoders import decode, parse_outputs
+from edge.decoders.nanodet import FAMILY as NANODET
 from edge.decoders.nms import batched_nms
-from edge.decoders.ssd import default_boxes, ssd_geometry
+from edge.decoders.ssd import default_boxes
 from edge.errors import EdgekitError
-from edge.manifest import InputSpec
+from edge.manifest import InputSpec, decoder_spec_from_preset
 from edge.preprocess import letterbox_geometry, preprocess
-from edge.presets import decoder_spec_from_preset, get_preset
 
 GOLDEN = Path(__file__).parent / "golden"
-GOLDEN_CASES = sorted(p.stem for p in GOLDEN.glob("*.json"))
-PLUS = decoder_spec_from_preset(get_preset("nanodet-plus"))
-LEGACY = decoder_spec_from_preset(get_preset("nanodet-m"))
+GOLDEN_CASES = sorted(p.stem for p in GOLDEN.glob("*.npz"))
+PLUS = decoder_spec_from_preset("nanodet-plus")
+LEGACY = decoder_spec_from_preset("nanodet-m")
 
 
 def _golden(case: str) -> tuple[dict[str, np.ndarray], dict]:
@@ -34,10 +34,8 @@ def _golden(case: str) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def test_golden_cases_cover_every_nanodet_layout():
-    from edge.decoders.layouts import NANODET_LAYOUTS
-
     layouts = {_golden(case)[1]["layout"] for case in GOLDEN_CASES}
-    assert layouts == set(NANODET_LAYOUTS)
+    assert layouts == {layout.name for layout in NANODET.layouts}
     assert sum(p.stat().st_size for p in GOLDEN.iterdir()) < 400_000
 
 
@@ -45,8 +43,8 @@ def test_golden_cases_cover_every_nanodet_layout():
 def test_golden_vectors(case):
     arrays, expected = _golden(case)
     spec = PLUS if len(expected["decoder"]["strides"]) == 4 else LEGACY
-    assert spec.strides == expected["decoder"]["strides"]
-    assert spec.center_offset == expected["decoder"]["center_offset"]
+    assert list(spec.config.strides) == expected["decoder"]["strides"]
+    assert spec.config.center_offset == expected["decoder"]["center_offset"]
     layout, found = decode(
         arrays,
         spec,
@@ -101,10 +99,10 @@ def test_forced_layout_and_mismatch_errors():
 
 def test_class_score_override_reads_logits():
     arrays, _ = _golden("nanodet-single-chw")
-    spec = decoder_spec_from_preset(get_preset("nanodet-plus"))
-    spec.extra["class_scores"] = "sigmoid"  # pretend the logits are probabilities
-    _, head = parse_outputs(arrays, LayoutContext(spec, 128, 96))
-    assert not head.scores_are_logits
+    assert parse_outputs(arrays, PLUS, 128, 96)[1].head.scores_are_logits  # pnnx concat: raw logits
+    spec = dataclasses.replace(PLUS, config=dataclasses.replace(PLUS.config, class_scores="sigmoid"))
+    _, parsed = parse_outputs(arrays, spec, 128, 96)  # pretend the logits are probabilities
+    assert not parsed.head.scores_are_logits and parsed.settled["class_scores"] == "sigmoid"
 
 
 def test_integrated_distance_units():
@@ -115,11 +113,10 @@ def test_integrated_distance_units():
     from_bins, from_pixels = decode(bins, LEGACY, *size)[1], decode(pixels, LEGACY, *size)[1]
     assert len(from_bins) >= 3
     np.testing.assert_allclose(from_bins.boxes, from_pixels.boxes, atol=0.05)
-    forced = decoder_spec_from_preset(get_preset("nanodet-m"))
-    forced.extra["integrated_distances"] = "pixels"
+    forced = dataclasses.replace(LEGACY, config=dataclasses.replace(LEGACY.config, distances="pixels"))
     small = decode(bins, forced, *size)[1]
     widths = small.boxes[:, 2] - small.boxes[:, 0]
-    assert widths.max() <= 2 * LEGACY.reg_max  # read as pixels: boxes no wider than 2 x 7 px
+    assert widths.max() <= 2 * LEGACY.config.reg_max  # read as pixels: boxes no wider than 2 x 7 px
 
 
 def _one_hot_head(
@@ -135,7 +132,7 @@ def _one_hot_head(
 def test_centre_priors_and_distance_integral(spec, offset):
     """A lone score at row 2, column 3 of the stride-16 level gives the box the formulas say."""
     w, h = 128, 96
-    levels = [(s, math.ceil(h / s), math.ceil(w / s)) for s in spec.strides]
+    levels = [(s, math.ceil(h / s), math.ceil(w / s)) for s in spec.config.strides]
     n = sum(r * c for _, r, c in levels)
     location = levels[0][1] * levels[0][2] + 2 * levels[1][2] + 3
     cls, dis = _one_hot_head(n, location, 7, 0.9)
@@ -173,10 +170,9 @@ def test_batched_nms_matches_opencv(n, classes, iou, limit, seed):
 
 
 def test_ssd_default_boxes_follow_the_reference_geometry():
-    spec = decoder_spec_from_preset(get_preset("ssd-resnet34"))
-    sizes, per_location, scales, ratios, image_size = ssd_geometry(spec)
-    assert sizes == (50, 25, 13, 7, 3, 3) and per_location == (4, 6, 6, 6, 4, 4)
-    boxes = default_boxes(sizes, scales, ratios, image_size)
+    config = decoder_spec_from_preset("ssd-resnet34").config
+    assert config.feature_sizes == (50, 25, 13, 7, 3, 3) and config.boxes_per_location == (4, 6, 6, 6, 4, 4)
+    boxes = default_boxes(config)
     assert boxes.shape == (15130, 4)
     np.testing.assert_allclose(boxes[0], [0.01, 0.01, 0.07, 0.07], atol=1e-6)
     second = math.sqrt(0.07 * 0.15)  # (sk, sk) then (sqrt(sk * sk+1), ...): index k*H*W
@@ -188,8 +184,8 @@ def test_ssd_default_boxes_follow_the_reference_geometry():
 
 
 def test_ssd_decode_of_raw_outputs():
-    spec = decoder_spec_from_preset(get_preset("ssd-resnet34"))
-    priors = default_boxes(*[ssd_geometry(spec)[i] for i in (0, 2, 3, 4)])
+    spec = decoder_spec_from_preset("ssd-resnet34")
+    priors = default_boxes(spec.config)
     n = len(priors)
     loc = np.zeros((4, n), np.float32)
     conf = np.zeros((81, n), np.float32)

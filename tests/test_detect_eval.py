@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import require_asset
 
 from edge.coco_eval import evaluate, load_coco
 from edge.errors import EdgekitError
 from edge.runtime.detector import Detector
+from tests.support.assets import require_asset
 from tests.support.cli import run_edgekit
 
 EVAL_IMAGES = 25
@@ -65,6 +65,7 @@ def test_every_layout_gives_the_same_detections(ncnn_models, demo_images, nanode
     }
 
 
+@pytest.mark.slow
 def test_eval_same_map_across_layouts_and_precisions(ncnn_models, nanodet_plus_build, coco_subset):
     """edgekit eval --json: the build in fp32 and fp16, the clsdis and pnnx models agree."""
     ann, images = coco_subset

@@ -10,7 +10,8 @@ from converters.calibration import list_images
 from converters.equalization import RANGE_FLOOR, channel_ranges, equalization_pairs, equalize
 from converters.int8_build import build_int8
 from edge.media import read_image
-from edge.ncnn.model import NcnnModel, open_net
+from edge.ncnn.model import NcnnModel
+from edge.ncnn.net import open_net
 from edge.preprocess import preprocess
 
 LOUD = 100.0  # dw1's first four output channels are this much larger than the rest

@@ -14,9 +14,11 @@ from converters.calib_table import CalibrationTable, parse_table, read_table
 from converters.int8_build import build_int8, calibrate
 from converters.int8_tuning import bias_corrections, candidate_outputs
 from converters.int8_writer import quantize_to_int8, write_int8_model
+from edge.checksums import sha256_file
 from edge.errors import EdgekitError
-from edge.manifest import BuildFiles, InputSpec, Manifest
-from edge.ncnn.model import Layer, NcnnModel, open_net
+from edge.manifest import Artifact, FileRecord, InputSpec, Manifest, manifest_to_dict
+from edge.ncnn.model import Layer, NcnnModel
+from edge.ncnn.net import open_net
 
 # A table in ncnn2table's own layout (trailing spaces, weight lines first, '#' comments),
 # written by hand for tiny_model(): every layer except 'head' quantized.
@@ -325,11 +327,16 @@ def _build_dir(tmp_path):
     build = tmp_path / "build"
     build.mkdir()
     param, binf = write_tiny(build)
-    files = BuildFiles(
-        param=param.name, bin=binf.name, size_bytes=binf.stat().st_size, param_sha256="", bin_sha256=""
+    files = {
+        role: FileRecord(f.name, sha256_file(f), f.stat().st_size)
+        for role, f in (("param", param), ("bin", binf))
+    }
+    fp32 = Artifact(files=files, size_bytes=sum(f.bytes for f in files.values()))
+    source = {"file": "tiny.onnx", "sha256": files["bin"].sha256}
+    manifest = Manifest(
+        source=source, input=SPEC, outputs=[], decoder=None, artifacts={"ncnn": {"fp32": fp32}}, tools={}
     )
-    manifest = Manifest(source={}, input=SPEC, outputs=[], decoder=None, builds={"fp32": files}, tools={})
-    (build / "manifest.json").write_text(json.dumps(manifest.to_dict()))
+    (build / "manifest.json").write_text(json.dumps(manifest_to_dict(manifest)))
     return build
 
 

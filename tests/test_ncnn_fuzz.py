@@ -15,12 +15,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, require_asset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import ModelFormatError
-from edge.ncnn.model import NcnnModel, synthesize_weights
+from edge.ncnn.model import NcnnModel
+from edge.ncnn.synth import synthesize_weights
+from edge.ncnn.validate import validate_model
+from tests.support.assets import REPO_ROOT, require_asset
 from tests.support.ncnn_graphs import TINY_TRANSFORMER
 
 FUZZ_SETTINGS = settings(
@@ -77,7 +79,7 @@ def corpus() -> list[tuple[str, str, bytes | None, tuple[int, int, int]]]:
     seeds = []
     for label, (relative, count) in SOURCES.items():
         model = _prefix_model(relative, count)
-        model.validate()
+        validate_model(model)
         seeds.append((label, model.param_text(), model.bin_bytes(), (3, 48, 64)))
     bench = require_asset("models/ncnn-benchmark")
     for name in GRAPHS:
@@ -177,7 +179,7 @@ def mutate(
 def _parse_or_refuse(text: str, data: bytes | None, shape: tuple[int, int, int]) -> NcnnModel | None:
     try:
         model = NcnnModel.parse(text, data)
-        return model.validate({name: shape for name in model.input_names()})
+        return validate_model(model, {name: shape for name in model.input_names()})
     except ModelFormatError as err:
         message = str(err)
         assert message and "\n" not in message
@@ -189,7 +191,7 @@ RUNNER = textwrap.dedent(
     import json, sys
     import numpy as np
     from edge.errors import ModelFormatError
-    from edge.ncnn.model import open_net, run_net
+    from edge.ncnn.net import open_net, run_net
     for i, job in enumerate(json.load(open(sys.argv[1]))):
         print("start", i, job["param"], flush=True)
         try:
@@ -237,7 +239,7 @@ def test_mutated_models_parse_or_raise_model_format_error(corpus, index, seed):
 def test_arbitrary_bytes_as_param_never_escape(raw):
     try:
         model = NcnnModel.parse(raw.decode("utf-8", errors="replace"), None)
-        model.validate()
+        validate_model(model)
     except ModelFormatError:
         pass
 
@@ -324,7 +326,7 @@ def test_fuzzed_graphs_with_synthesized_weights_never_crash_ncnn(tmp_path):
             model = NcnnModel.parse(text)
             shape = _declared_shape(model)
             model = synthesize_weights(model, seed=len(jobs), max_bytes=64 << 20)
-            model.validate({name: shape for name in model.input_names()})
+            validate_model(model, {name: shape for name in model.input_names()})
         except ModelFormatError:
             continue
         param, weights = tmp_path / f"g{len(jobs)}.param", tmp_path / f"g{len(jobs)}.bin"

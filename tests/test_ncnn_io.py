@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+import ast
 import ctypes
+import graphlib
 from pathlib import Path
 
 import ncnn
 import numpy as np
 import pytest
-from conftest import require_asset
 
+import edge.ncnn
 from edge.errors import ModelFormatError
-from edge.ncnn.model import (
-    Layer,
-    NcnnModel,
-    mat_to_array,
-    open_net,
-    run_net,
-    synthesize_weights,
-    validate_files,
-)
+from edge.ncnn.layouts import WEIGHTLESS_TYPES
+from edge.ncnn.model import Layer, NcnnModel
+from edge.ncnn.net import mat_to_array, open_net, run_net
 from edge.ncnn.shapes import infer_shapes
-from edge.ncnn.weights import WEIGHTLESS_TYPES, Weight, align4
+from edge.ncnn.synth import synthesize_weights
+from edge.ncnn.validate import validate_files, validate_model
+from edge.ncnn.weights import Weight, align4
+from tests.support.assets import require_asset
 from tests.support.ncnn_graphs import TINY_TRANSFORMER
 
 SHARED_MODELS = (
@@ -184,7 +183,7 @@ def test_every_shared_model_round_trips_byte_identical(ncnn_models):
     checked = 0
     for folder in SHARED_MODELS:
         for param, weights in _model_paths(ncnn_models / folder):
-            model = NcnnModel.read(param, weights).validate()
+            model = validate_files(param, weights)
             assert model.param_text().encode() == param.read_bytes(), param
             if weights is not None:
                 assert model.bin_bytes() == weights.read_bytes(), weights
@@ -264,7 +263,7 @@ def test_every_benchmark_graph_parses_and_writes_back_identically(bench):
     graphs = sorted(bench.glob("*.param"))
     assert len(graphs) == 35
     for param in graphs:
-        model = NcnnModel.read(param).validate()
+        model = validate_files(param, None)
         assert model.param_text().encode() == param.read_bytes(), param.name
         assert model.input_names() and model.output_names()
         assert not model.has_weights
@@ -431,7 +430,7 @@ def test_layers_can_be_inserted_removed_and_renamed(ncnn_models, tmp_path):
     text = model.param_text()
     assert text.splitlines()[1] == f"{len(model.layers)} {len(model.blob_names())}"
     model.write(tmp_path / "e.param", tmp_path / "e.bin")
-    again = NcnnModel.read(tmp_path / "e.param", tmp_path / "e.bin").validate()
+    again = validate_files(tmp_path / "e.param", tmp_path / "e.bin")
     assert again.input_names() == ["image"] and again.layer("stem").type == "Convolution"
     net = open_net(tmp_path / "e.param", tmp_path / "e.bin")
     out = run_net(net, {"image": np.zeros((3, 64, 64), np.float32)}, again.output_names())
@@ -439,7 +438,7 @@ def test_layers_can_be_inserted_removed_and_renamed(ncnn_models, tmp_path):
     removed = again.remove_layer("extra_relu")
     assert removed.type == "ReLU"
     with pytest.raises(ModelFormatError, match="'extra_out' is never produced"):
-        again.validate()
+        validate_model(again)
 
 
 # ------------------------------------------------------------------ validation messages
@@ -530,11 +529,11 @@ def test_miswired_graphs_are_refused(small, tmp_path):
     model = NcnnModel.parse(text, data)
     model.layers[2].outputs = list(model.layers[1].outputs)
     with pytest.raises(ModelFormatError, match="already produced by layer 'convrelu_0'"):
-        model.validate()
+        validate_model(model)
     no_input = NcnnModel.parse(text, data)
     no_input.layers[0].inputs = ["x"]
     with pytest.raises(ModelFormatError, match="takes 0 inputs"):
-        no_input.validate()
+        validate_model(no_input)
 
 
 def test_shape_mismatches_are_refused_before_ncnn_runs(small, tmp_path):
@@ -611,3 +610,26 @@ def test_synthesize_refuses_absurd_weight_sizes_before_allocating():
     model = NcnnModel.parse("7767517\n2 2\nInput in 0 1 in\nInnerProduct fc 1 1 in out 0=8 2=2000000000\n")
     with pytest.raises(ModelFormatError, match="weights would exceed 1048576 bytes"):
         synthesize_weights(model, max_bytes=1 << 20)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at top level or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_ncnn_core_imports_point_one_way():
+    """No import cycle inside edge.ncnn (lazy imports included), and nothing from the layers above."""
+    folder = Path(edge.ncnn.__file__).parent
+    modules = {f"edge.ncnn.{path.stem}": path for path in folder.glob("*.py") if path.stem != "__init__"}
+    graph = {name: _imported_modules(path) & modules.keys() for name, path in modules.items()}
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle
+    for name, path in modules.items():
+        above = {m for m in _imported_modules(path) if m.split(".")[0] in ("converters", "benchmarks")}
+        assert not above, f"{name} imports {sorted(above)}"

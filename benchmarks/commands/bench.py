@@ -11,6 +11,7 @@ from rich.console import Console
 
 from edge.atomic import refuse_overwrite
 from edge.errors import EdgekitError
+from edge.extras import require_extra
 
 err_console = Console(stderr=True)
 
@@ -64,6 +65,8 @@ def bench_command(
             refuse_overwrite(out, force)
     if plot_path is not None and plot_path.suffix.lower() != ".png":
         raise EdgekitError(f"--plot writes a PNG: give a .png file name, not {plot_path.name}")
+    if plot_path is not None:
+        require_extra("plot", "edgekit bench --plot")
     config = BenchConfig(
         precisions=tuple(p.strip() for p in precision.split(",") if p.strip()),
         threads=_int_list(threads, "--threads"),

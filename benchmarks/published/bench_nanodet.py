@@ -17,26 +17,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import statistics
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(REPO))
+from benchmarks.harness import BenchConfig, BenchReport, run_benchmarks
+from benchmarks.published.assets import shared_root
+from benchmarks.targets.registry import parse_target
+from edge.atomic import write_json
+from edge.errors import EdgekitError
 
-from benchmarks.harness import BenchConfig, BenchReport, run_benchmarks  # noqa: E402
-from benchmarks.targets.registry import parse_target  # noqa: E402
-from edge.atomic import write_json  # noqa: E402
-from edge.errors import EdgekitError  # noqa: E402
-
-SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
+SHARED = shared_root()
 ONNX = SHARED / "models" / "onnx" / "nanodet-plus-m-1.5x_416-from-int8.onnx"
 INT8 = SHARED / "models" / "ncnn" / "nanodet-plus-m-1.5x_416-int8" / "model.param"
 CALIBRATION = SHARED / "data" / "coco128"
 BUILD_CACHE = Path.home() / ".cache" / "edgekit" / "bench-builds"
-RESULTS = REPO / "benchmarks" / "published" / "results.json"
+RESULTS = Path(__file__).with_name("results.json")
 
 
 def edgekit_build() -> Path:

@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.published.assets import shared_root
+from converters.calib_table import parse_table, table_text
+from converters.int8_build import calibrate
+from edge.manifest import load_manifest
 
-from converters.calib_table import parse_table, table_text  # noqa: E402
-from converters.int8_build import calibrate  # noqa: E402
-from edge.manifest import load_manifest  # noqa: E402
-
-SHARED = REPO.parent / "shared"
+SHARED = shared_root()
 DEFAULT_ONNX = SHARED / "models/onnx/nanodet-plus-m-1.5x_416-from-int8.onnx"
 DEFAULT_IMAGES = SHARED / "data/coco128"
 

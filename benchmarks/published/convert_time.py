@@ -12,9 +12,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from benchmarks.published.assets import shared_root
 from converters.convert import convert_onnx
 
-SHARED = Path(os.environ.get("EDGEKIT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = shared_root()
 DEFAULT_ONNX = SHARED / "models/onnx/nanodet-plus-m-1.5x_416-from-int8.onnx"
 TARGET_S = 20.0
 

@@ -12,20 +12,16 @@ Usage: ``python -m benchmarks.published.decode_speed [--frames 30] [--repeat 20]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge.decoders import decode  # noqa: E402
-from edge.media import read_image  # noqa: E402
-from edge.preprocess import preprocess  # noqa: E402
-from edge.runtime.detector import Detector  # noqa: E402
+from benchmarks.published.assets import shared_root
+from edge.decoders import decode
+from edge.media import read_image
+from edge.preprocess import preprocess
+from edge.runtime.detector import Detector
 
 THRESHOLDS = {"interactive 0.4/0.5": (0.4, 0.5, 100), "COCO eval 0.05/0.6": (0.05, 0.6, 100)}
 
@@ -65,9 +61,7 @@ def stage_times(detector: Detector, images: list, repeat: int) -> dict[str, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--shared", type=Path, default=Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
-    )
+    parser.add_argument("--shared", type=Path, default=shared_root())
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)

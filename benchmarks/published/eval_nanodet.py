@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,12 +19,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge.coco_eval import evaluate, load_coco  # noqa: E402
-from edge.runtime.detector import Detector  # noqa: E402
-from edge.runtime.resolve import build_precisions  # noqa: E402
+from benchmarks.published.assets import shared_root
+from edge.coco_eval import evaluate, load_coco
+from edge.runtime.detector import Detector
+from edge.runtime.resolve import build_precisions
 
 SAME_WEIGHTS = ("nanodet-plus-m_416-clsdis", "nanodet-plus-m_416-pnnx", "nanodet-plus-m_416.onnx")
 PNNX_STRIDE_BLOBS = ["231", "228", "225", "222"]
@@ -74,8 +70,7 @@ def planned_runs(shared: Path, builds_dir: Path, console: Console) -> list[dict]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_shared = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
-    parser.add_argument("--shared", type=Path, default=default_shared)
+    parser.add_argument("--shared", type=Path, default=shared_root())
     parser.add_argument("--limit", type=int, default=None, help="first N images only")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks.published.assets import shared_root
+from converters.int8_build import build_int8
+from converters.speed_check import median_latency_ms
+from edge.coco_eval import evaluate, load_coco
+from edge.manifest import load_manifest
+from edge.runtime.detector import Detector
 
-from converters.int8_build import build_int8  # noqa: E402
-from converters.speed_check import median_latency_ms  # noqa: E402
-from edge.coco_eval import evaluate, load_coco  # noqa: E402
-from edge.manifest import load_manifest  # noqa: E402
-from edge.runtime.detector import Detector  # noqa: E402
-
-SHARED = REPO.parent / "shared"
+SHARED = shared_root()
 MODELS = {
     "m": SHARED / "models/onnx/nanodet-plus-m_416.onnx",
     "1.5x": SHARED / "models/onnx/nanodet-plus-m-1.5x_416-from-int8.onnx",
@@ -127,15 +124,25 @@ def run_model(key: str, args, dataset, work: Path) -> dict:
 def _conv_layer(name: str, src: str, dst: str, channels: int, kernel: int, depthwise: bool):
     import numpy as np
 
-    from edge.ncnn.model import Layer, Weight
+    from edge.ncnn.model import Layer
+    from edge.ncnn.param_ids import ConvolutionDepthWise as Conv
+    from edge.ncnn.weights import Weight
 
     per_out = (1 if depthwise else channels) * kernel * kernel
     weight = np.random.default_rng(0).standard_normal(channels * per_out).astype(np.float32) / np.sqrt(
         per_out
     )
-    params = {0: channels, 1: kernel, 4: kernel // 2, 5: 1, 6: weight.size, 9: 2, 10: [0.1]}
+    params = {
+        Conv.NUM_OUTPUT: channels,
+        Conv.KERNEL_W: kernel,
+        Conv.PAD_LEFT: kernel // 2,
+        Conv.BIAS_TERM: 1,
+        Conv.WEIGHT_DATA_SIZE: weight.size,
+        Conv.ACTIVATION_TYPE: 2,  # leaky ReLU
+        Conv.ACTIVATION_PARAMS: [0.1],
+    }
     if depthwise:
-        params[7] = channels
+        params[Conv.GROUP] = channels
     weights = [
         Weight("weight", weight.reshape(channels, -1), "fp32"),
         Weight("bias", np.zeros(channels, np.float32), "untagged"),

@@ -1,7 +1,7 @@
 """Show that the Python board runner times ncnn like a C++ program does.
 
 Builds ncnn's C++ library from the source of the *same version* as the installed Python wheel
-(the sdist on PyPI; Debian has no libncnn-dev), compiles a small C++ timing loop against it that
+(its sdist, from the package index pip is configured to use; Debian has no libncnn-dev), compiles a small C++ timing loop against it that
 does what ``edge/board/runner.py bench`` does (same options, allocators, input, a fresh extractor
 per iteration, every output extracted), then runs both in alternating rounds on the same
 .param/.bin and prints both medians and their ratio.
@@ -11,7 +11,7 @@ By default it is built like the wheel (``NCNN_RUNTIME_CPU=ON``: kernels for ever
 best picked at run time). ``--native`` instead compiles the whole library for this CPU's ISA
 (quicker to build, but the generic code gets auto-vectorised, so it is not like-for-like).
 
-    python3 benchmarks/runner_vs_cpp.py [--model M.param] [--precision fp32] [--threads 1]
+    python3 -m benchmarks.published.runner_vs_cpp [--model M.param] [--precision fp32] [--threads 1]
         [--loops 60] [--rounds 3] [--native] [--json]
 """
 
@@ -20,18 +20,19 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RUNNER = REPO / "edge" / "board" / "runner.py"
-SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
+from benchmarks.published.assets import shared_root
+from converters.sources import download_sdist
+from edge.board import runner as board_runner
+
+RUNNER = Path(board_runner.__file__)
+SHARED = shared_root()
 DEFAULT_CACHE = Path.home() / ".cache" / "edgekit" / "ncnn-cpp"
 DEFAULT_MODEL = SHARED / "models" / "ncnn" / "nanodet-plus-m_416-pnnx" / "model.param"
 
@@ -137,29 +138,16 @@ def ncnn_version() -> str:
 
 
 def fetch_source(version: str, cache: Path) -> Path:
-    """ncnn's source tree of ``version``, from the PyPI sdist (downloaded with pip, cached)."""
+    """ncnn's source tree of ``version``, from its sdist on pip's configured indexes (cached).
+
+    Found through the index's simple page and checked against its sha256 there: ``pip download
+    ncnn==V`` cannot do it, as the sdist's own metadata carries a build-date version pip rejects.
+    """
     tree = cache / f"ncnn-{version}"
     if (tree / "src" / "net.h").is_file():
         return tree
-    cache.mkdir(parents=True, exist_ok=True)
-    # PyPI's simple index (PEP 691 JSON), the one pip reads
-    request = urllib.request.Request(
-        "https://pypi.org/simple/ncnn/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as resp:
-        files = json.load(resp)["files"]
-    sdists = [f["url"] for f in files if f["filename"] == f"ncnn-{version}.tar.gz"]
-    if not sdists:
-        raise SystemExit(f"PyPI has no source distribution of ncnn {version}")
-    # a direct URL: the sdist's own metadata carries a build-date version, which pip would reject
-    # for a pinned ``ncnn==version`` requirement
-    log(f"downloading the ncnn {version} source with pip")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(cache),
-         f"ncnn @ {sdists[0]}"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    archive = cache / Path(sdists[0]).name
+    log(f"downloading the ncnn {version} source archive")
+    archive = download_sdist("ncnn", version, cache)
     with tarfile.open(archive) as tar:
         tar.extractall(cache, filter="data")
     archive.unlink()
@@ -187,7 +175,7 @@ def isa_options() -> list[str]:
 def build_library(source: Path, build: Path, jobs: int, runtime_cpu: bool) -> Path:
     """Static libncnn.a built from ``source`` (cached); returns the install prefix.
 
-    ``runtime_cpu``: like the PyPI wheel, every x86 kernel compiled for each ISA and picked at run
+    ``runtime_cpu``: like the released wheel, every x86 kernel compiled for each ISA and picked at run
     time (the like-for-like build; slow to compile). Otherwise the whole library is compiled for
     this CPU's ISA (faster to build; the generic code gets auto-vectorised, so it can be faster
     than the wheel).

@@ -1,9 +1,10 @@
-"""An emulated ARM64 board: QEMU user-mode, a Debian arm64 root and PyPI's aarch64 wheels.
+"""An emulated ARM64 board: QEMU user-mode, a Debian arm64 root and the package index's aarch64 wheels.
 
-The root (``debootstrap --foreign``, packages unpacked with ``dpkg -x``) and the aarch64
-``ncnn``/``numpy`` wheels are built once into the cache directory (``$EDGEKIT_QEMU_ROOT``,
-default ``~/.cache/edgekit/qemu-aarch64``), atomically: built in a temporary sibling, renamed
-into place, guarded by a lock so parallel runs wait instead of building twice.
+The root (``debootstrap --foreign`` from the host's own Debian mirror, or ``$EDGEKIT_DEBIAN_MIRROR``;
+packages unpacked with ``dpkg -x``) and the aarch64 ``ncnn``/``numpy`` wheels (from pip's configured
+index) are built once into the cache directory (``$EDGEKIT_QEMU_ROOT``, default
+``~/.cache/edgekit/qemu-aarch64``), atomically: built in a temporary sibling, renamed into place,
+guarded by a lock so parallel runs wait instead of building twice.
 Timings on this target are emulated; outputs are real ARM ncnn outputs.
 """
 
@@ -24,10 +25,10 @@ from pathlib import Path
 
 from benchmarks.targets.base import TargetError
 from benchmarks.targets.local import LocalTarget
+from converters.sources import SourceError, debian_mirror
 
 SUITE = "bookworm"  # Debian 12: python3.11, matching the cp311 wheels below
 PYTHON_TAG = "3.11"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 READY = "edgekit-qemu-root.json"
 FIX_TOOLS = "apt-get install -y qemu-user-static debootstrap"
 
@@ -89,7 +90,10 @@ def ensure_board(cache: Path | None = None, progress=None) -> Path:
 
 def _build_board(stage: Path, say) -> None:
     root, site, wheels = stage / "root", stage / "site", stage / "wheels"
-    mirror = os.environ.get("EDGEKIT_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    try:
+        mirror = debian_mirror(SUITE)
+    except SourceError as exc:
+        raise TargetError(str(exc)) from None
     _tool("qemu-aarch64-static")
     say(f"debootstrap arm64 {SUITE} (first use only)")
     _check(

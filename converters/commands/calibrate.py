@@ -27,12 +27,14 @@ def calibrate_command(
     from converters.calib_table import write_table
     from converters.int8_build import calibrate
     from edge.atomic import refuse_overwrite
-    from edge.manifest import load_manifest
+    from edge.errors import EdgekitError
+    from edge.runtime.resolve import locate_model
 
     refuse_overwrite(out, force)
-    manifest = load_manifest(build)
-    files = manifest.build("fp32")
-    build_dir = build if build.is_dir() else build.parent
+    located = locate_model(build)
+    if located.manifest is None:
+        raise EdgekitError(f"{build}: calibrate needs a build directory made by 'edgekit convert'")
+    param, weights = located.files_for("fp32")
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -49,9 +51,9 @@ def calibrate_command(
             bar.update(tasks[key], completed=done, description=stage)
 
         cal = calibrate(
-            build_dir / files.param,
-            build_dir / files.bin,
-            manifest.input,
+            param,
+            weights,
+            located.manifest.input,
             images,
             method=method,
             num_images=num,

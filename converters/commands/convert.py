@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edge.decoders.registry import choices_help
+
 console = Console(stderr=True)
 
 
@@ -19,7 +21,7 @@ def convert_command(
     input_shape: Annotated[
         str | None, typer.Option("--input-shape", help="static input shape, e.g. 1,3,416,416")
     ] = None,
-    preset: Annotated[str, typer.Option(help="auto | nanodet-plus | nanodet-m | none")] = "auto",
+    preset: Annotated[str, typer.Option(help=choices_help("auto", "none"))] = "auto",
     fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help="also write an fp16 build")] = True,
     verify_images: Annotated[
         Path | None, typer.Option("--verify-images", help="images to check parity on (default: random)")
@@ -46,8 +48,19 @@ def convert_command(
     float_depthwise: Annotated[
         bool, typer.Option("--float-depthwise", help="keep depthwise convs in fp16 (faster INT8 on x86)")
     ] = False,
+    cut_outputs: Annotated[
+        str | None,
+        typer.Option(
+            "--outputs",
+            help="cut the graph at these tensors, NAME,... (default: a post-processing tail ncnn cannot run"
+            " is cut at a known preset's raw outputs)",
+        ),
+    ] = None,
 ) -> None:
     """Convert an ONNX detector into verified ncnn fp32/fp16 builds with a manifest."""
+    from edge.extras import require_extra
+
+    require_extra("convert", "edgekit convert")
     from converters.convert import Int8Options, convert_onnx
     from converters.onnx_check import parse_shape
     from edge.errors import EdgekitError
@@ -78,6 +91,7 @@ def convert_command(
             force=force,
             int8=int8_options,
             progress=lambda msg: status.update(msg),
+            cut_at=[n.strip() for n in cut_outputs.split(",") if n.strip()] if cut_outputs else None,
         )
     manifest = result.manifest
     build_dir = result.manifest_path.parent
@@ -92,11 +106,12 @@ def convert_command(
                 "parity": {"cosine": b.parity.cosine, "max_abs": b.parity.max_abs, "passed": b.parity.passed}
                 if b.parity
                 else None,
-                **({"details": b.extra} if b.extra else {}),
+                **({"details": b.details} if b.details else {}),
             }
             for name, b in manifest.builds.items()
         },
         "notes": manifest.notes,
+        **({"conversion": manifest.conversion} if manifest.conversion else {}),
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
     }
     if as_json:
@@ -116,7 +131,7 @@ def convert_command(
         )
     out_console = Console()
     out_console.print(table)
-    int8_details = manifest.builds["int8"].extra if "int8" in manifest.builds else None
+    int8_details = manifest.builds["int8"].details if "int8" in manifest.builds else None
     if int8_details:
         kept = int8_details.get("kept_float", {})
         out_console.print(

@@ -19,7 +19,8 @@ The harness copies this file to a target and runs it there:
 
 Errors are printed as JSON too: ``{"error": "missing_module", "module": "ncnn"}`` (exit 3),
 ``{"error": "model", "message": ...}`` (exit 4), ``{"error": "usage", ...}`` (exit 2).
-Keep this file free of non-standard imports besides ncnn: it runs on bare boards.
+Keep this file free of non-standard imports besides ncnn (and numpy for infer): it runs on bare
+boards. Its :func:`ncnn_options` is edgekit's one runtime policy; the package re-uses it.
 """
 
 from __future__ import annotations
@@ -183,20 +184,36 @@ def peak_rss_mb() -> float | None:
 # -- timing -----------------------------------------------------------------------------------
 
 
-def configure(opt, precision: str, threads: int) -> None:
-    """ncnn options for a precision: fp32 turns fp16 paths off, fp16/int8 keep ncnn's defaults.
+def ncnn_options(precision: str, threads: int) -> dict[str, bool | int]:
+    """edgekit's one runtime policy: the ``ncnn.Option`` values for a precision and thread count.
 
-    INT8 inference stays on whatever the precision: it only concerns quantized layers, and ncnn
-    crashes loading a quantized model with it off.
+    Every path that runs a build uses this (sessions, parity, calibration, speed checks, this runner,
+    through :mod:`edge.runtime.policy`). fp32 turns ncnn's fp16 paths off. fp16 and int8 turn them on:
+    for an INT8 build they cover its float layers and the int8 kernels' float sides. Measured (see
+    ``edge/runtime/policy.py``): identical outputs on x86 and on ARM without fp16 arithmetic; on
+    ARMv8.2+ ncnn then picks its fp16 kernels for ~96 % of the layers at a cost of ~1e-4 output cosine,
+    a thirtieth of INT8's own error. INT8 inference stays on for every precision: it only concerns
+    quantized layers, and ncnn crashes loading a quantized model with it off.
     """
-    opt.lightmode = True
-    opt.num_threads = threads
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (expected one of {', '.join(PRECISIONS)})")
     fp16 = precision != "fp32"
-    opt.use_fp16_packed = fp16
-    opt.use_fp16_storage = fp16
-    opt.use_fp16_arithmetic = fp16
-    opt.use_bf16_storage = False
-    opt.use_int8_inference = True
+    return {
+        "num_threads": threads,
+        "lightmode": True,
+        "use_vulkan_compute": False,
+        "use_fp16_packed": fp16,
+        "use_fp16_storage": fp16,
+        "use_fp16_arithmetic": fp16,
+        "use_bf16_storage": False,
+        "use_int8_inference": True,
+    }
+
+
+def configure(opt, precision: str, threads: int) -> None:
+    """Apply :func:`ncnn_options` to an ``ncnn.Option``."""
+    for name, value in ncnn_options(precision, threads).items():
+        setattr(opt, name, value)
 
 
 def load_net(ncnn, args, threads: int, allocators=None):

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from edge.atomic import refuse_overwrite, write_json
+from edge.decoders.registry import choices_help, layouts_help
 from edge.draw import draw_detections
 from edge.errors import EdgekitError
 from edge.media import AtomicVideoWriter, MediaItem, collect_media, read_image, video_frames, write_image
@@ -83,12 +84,12 @@ def detect_command(
     precision: Annotated[
         str | None, typer.Option(help="fp32 | fp16 | int8 (default: fp32 if present)")
     ] = None,
-    preset: Annotated[str, typer.Option(help="auto | nanodet-plus | nanodet-m | ssd-resnet34")] = "auto",
+    preset: Annotated[str, typer.Option(help=choices_help("auto"))] = "auto",
     score: Annotated[float | None, typer.Option(help="score threshold (default: the manifest's)")] = None,
     nms: Annotated[float | None, typer.Option(help="NMS IoU threshold (default: the manifest's)")] = None,
     max_det: Annotated[int | None, typer.Option("--max-det", help="most detections per image")] = None,
     threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
-    layout: Annotated[str, typer.Option(help="output layout (default: auto-detect)")] = "auto",
+    layout: Annotated[str, typer.Option(help=layouts_help())] = "auto",
     size: Annotated[
         int | None, typer.Option(help="input size of a bare .param (default: from its name)")
     ] = None,

@@ -12,10 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge.coco_eval import EvalResult, evaluate, load_coco
+from edge.decoders.registry import choices_help, layouts_help
 from edge.errors import EdgekitError
-from edge.manifest import PRECISIONS
+from edge.extras import require_extra
+from edge.manifest import GENERATED_WEIGHTS_NOTE, PRECISIONS
 from edge.runtime.detector import Detector
-from edge.runtime.resolve import build_precisions
+from edge.runtime.resolve import build_precisions, locate_model
 
 err_console = Console(stderr=True)
 
@@ -69,15 +71,16 @@ def eval_command(
         str | None, typer.Option(help="fp32,fp16,int8 subset (default: every precision a build holds)")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
-    preset: Annotated[str, typer.Option(help="auto | nanodet-plus | nanodet-m | ssd-resnet34")] = "auto",
+    preset: Annotated[str, typer.Option(help=choices_help("auto"))] = "auto",
     size: Annotated[
         int | None, typer.Option(help="input size of a bare .param (default: from its name)")
     ] = None,
-    layout: Annotated[str, typer.Option(help="output layout (default: auto-detect)")] = "auto",
+    layout: Annotated[str, typer.Option(help=layouts_help())] = "auto",
     threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON on stdout")] = False,
 ) -> None:
     """COCO mAP of each build in each precision, in one table."""
+    require_extra("eval", "edgekit eval")
     dataset = load_coco(coco, images, limit)
     wanted = parse_precisions(precision)
     plan = [(build, p) for build in builds for p in runs_for(build, wanted)]
@@ -105,7 +108,15 @@ def eval_command(
                 err_console.print(
                     f"{r.build} {r.precision}: mAP {r.map:.3f} on {r.images} images", highlight=False
                 )
+    untrained = [
+        str(b) for b in builds if (m := locate_model(b).manifest) is not None and m.generated_weights
+    ]
+    notes = [f"{b}: {GENERATED_WEIGHTS_NOTE}; its mAP says nothing about the model" for b in untrained]
     if as_json:
-        typer.echo(json.dumps({"results": [r.to_dict() for r in results]}))
+        typer.echo(
+            json.dumps({"results": [r.to_dict() for r in results]} | ({"notes": notes} if notes else {}))
+        )
     else:
         Console().print(results_table(results))
+    for note in notes:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -1,34 +1,11 @@
-"""Data passed between layout parsers and decode functions."""
+"""What every family shares: the detections type and the helpers its layout parsers use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-
-@dataclass
-class DenseHead:
-    """A NanoDet head's outputs flattened over every level (first stride first, rows outer).
-
-    ``distances`` holds ``4 * (reg_max + 1)`` bin logits per location (sides l, t, r, b), or 4
-    distances already integrated: in bins (``integrated_in_bins``, times the stride gives
-    pixels) or in input pixels.
-    """
-
-    scores: np.ndarray  # (N, C) class probabilities, or logits when scores_are_logits
-    scores_are_logits: bool
-    distances: np.ndarray  # (N, 4 * (reg_max + 1)) or (N, 4)
-    levels: tuple[tuple[int, int, int], ...]  # (stride, rows, cols) per level
-    integrated_in_bins: bool = False  # only for 4 distances per location
-
-
-@dataclass
-class SsdHead:
-    """SSD raw outputs, one row per default box (level, box kind, row, column order)."""
-
-    loc: np.ndarray  # (N, 4) offsets dx, dy, dw, dh
-    conf: np.ndarray  # (N, C + 1) logits, class 0 = background
 
 
 @dataclass
@@ -45,3 +22,30 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+
+class LayoutMismatch(Exception):
+    """Raised by a layout parser that does not accept the outputs; the message says why."""
+
+
+def expect(condition: bool, reason: str) -> None:
+    """Refuse the outputs (:class:`LayoutMismatch`) unless ``condition`` holds."""
+    if not condition:
+        raise LayoutMismatch(reason)
+
+
+def squeeze(array: np.ndarray, ndim: int) -> np.ndarray:
+    """Drop leading size-1 axes down to ``ndim`` (ONNX-shaped arrays then look like ncnn's)."""
+    while array.ndim > ndim and array.shape[0] == 1:
+        array = array[0]
+    return array
+
+
+def shape_text(array: np.ndarray) -> str:
+    """``AxBxC`` for messages."""
+    return "x".join(str(d) for d in array.shape) or "scalar"
+
+
+def describe_outputs(outputs: Mapping[str, np.ndarray]) -> str:
+    """``name (AxBxC), ...`` for error messages."""
+    return ", ".join(f"{name} ({shape_text(np.asarray(a))})" for name, a in outputs.items())

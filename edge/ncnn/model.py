@@ -1,10 +1,9 @@
-"""An ncnn model in memory: layers, blobs, params, weights; validation; safe loading into ncnn.
+"""An ncnn model in memory: layers, blobs, params and weights; reading, graph queries, writing.
 
-``NcnnModel.read`` parses a text ``.param`` (and optionally its ``.bin``) and checks everything ncnn
-would trip over (syntax, counts, wiring, weight sizes) so that a bad file becomes one clear
-:class:`ModelFormatError` instead of a crash inside ncnn. Unmodified models write back
-byte-identical; edited layers and weights are re-serialised. :func:`open_net` validates, then
-loads with every ncnn return code checked.
+``NcnnModel.read`` parses a text ``.param`` (and optionally its ``.bin``), turning syntax errors,
+wrong counts and short or oversized weights into one clear :class:`ModelFormatError`.
+Unmodified models write back byte-identical; edited layers and weights are re-serialised.
+Graph checks are :mod:`edge.ncnn.validate`; loading into ncnn is :mod:`edge.ncnn.net`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,9 @@ import numpy as np
 
 from edge.atomic import write_bytes, write_text
 from edge.errors import ModelFormatError
+from edge.ncnn.layouts import BufferSpec, weight_layout
 from edge.ncnn.param import (
+    MAX_PARAM_ID,
     PARAM_MAGIC,
     LayerRecord,
     ParamValue,
@@ -29,29 +30,7 @@ from edge.ncnn.param import (
     is_binary_param,
     parse_param_text,
 )
-from edge.ncnn.weights import (
-    SUPPORTED_WEIGHTED_TYPES,
-    WEIGHTLESS_TYPES,
-    BufferSpec,
-    Weight,
-    decode_buffer,
-    weight_layout,
-)
-
-__all__ = [
-    "SUPPORTED_WEIGHTED_TYPES",
-    "WEIGHTLESS_TYPES",
-    "Layer",
-    "NcnnModel",
-    "Weight",
-    "mat_to_array",
-    "open_net",
-    "run_net",
-    "synthesize_weights",
-    "validate_files",
-]
-
-_SOURCELESS_TYPES = frozenset({"Input", "MemoryData"})
+from edge.ncnn.weights import Weight, decode_buffer
 
 
 def _same_value(a: ParamValue, b: ParamValue) -> bool:
@@ -82,8 +61,10 @@ class Layer:
 
     def set(self, key: int, value: ParamValue | np.generic | tuple | np.ndarray) -> None:
         """Set param ``key`` (numpy scalars / arrays become plain ints, floats and lists)."""
-        if not 0 <= key < 32:
-            raise ModelFormatError(f"layer {self.name!r}: param key {key} outside ncnn's 0..31")
+        if not 0 <= key < MAX_PARAM_ID:
+            raise ModelFormatError(
+                f"layer {self.name!r}: param key {key} outside ncnn's 0..{MAX_PARAM_ID - 1}"
+            )
         self.params[key] = _plain_value(value)
 
     def remove(self, key: int) -> None:
@@ -308,75 +289,6 @@ class NcnnModel:
     def copy(self) -> NcnnModel:
         return copy.deepcopy(self)
 
-    # ------------------------------------------------------------------ validation
-    def validate(self, input_shapes: dict[str, tuple[int, ...]] | None = None) -> NcnnModel:
-        """Check wiring, Input layers, weight sizes and (where inputs have a known shape) blob shapes.
-
-        ``input_shapes`` maps input blob names to numpy-order shapes (CxHxW); without it, the
-        shapes declared by the Input layers (params 0=w 1=h 2=c) are used when present.
-        Raises :class:`ModelFormatError` on the first problem.
-        """
-        src = self.param_source
-        if not self.layers:
-            raise ModelFormatError(f"{src}: the graph has no layers")
-        names: set[str] = set()
-        produced: dict[str, Layer] = {}
-        inputs = 0
-        for layer in self.layers:
-            where = f"{src}:{layer.line_no or '?'}: layer {layer.name!r} ({layer.type})"
-            for token in (layer.type, layer.name, *layer.inputs, *layer.outputs):
-                _check_token(token, where)
-            if layer.name in names:
-                raise ModelFormatError(f"{where}: a layer with this name already exists")
-            names.add(layer.name)
-            if layer.type == "Input":
-                inputs += 1
-                if layer.inputs or len(layer.outputs) != 1:
-                    raise ModelFormatError(f"{where}: an Input layer takes 0 inputs and gives 1 output")
-            elif layer.type not in _SOURCELESS_TYPES and not layer.inputs:
-                raise ModelFormatError(f"{where}: has no input blob")
-            for blob in layer.inputs:
-                if blob not in produced:
-                    later = blob in {b for other in self.layers for b in other.outputs}
-                    why = "is produced only by a later layer" if later else "is never produced"
-                    raise ModelFormatError(f"{where}: input blob {blob!r} {why}")
-            for blob in layer.outputs:
-                if blob in produced:
-                    raise ModelFormatError(
-                        f"{where}: output blob {blob!r} is already produced by layer {produced[blob].name!r}"
-                    )
-                if blob in layer.inputs:
-                    raise ModelFormatError(f"{where}: blob {blob!r} is both its input and output")
-                produced[blob] = layer
-            _check_arity(layer, where)
-            if self.has_weights:
-                self._check_weights(layer, where)
-        if inputs == 0:
-            raise ModelFormatError(f"{src}: the graph has no Input layer")
-        unknown = set(input_shapes or {}) - set(self.input_names())
-        if unknown:
-            raise ModelFormatError(f"{src}: no Input blob named {sorted(unknown)[0]!r}")
-        from edge.ncnn.shapes import infer_shapes
-
-        infer_shapes(self, input_shapes)
-        return self
-
-    def _check_weights(self, layer: Layer, where: str) -> None:
-        specs = weight_layout(layer.type, layer.params, where)
-        if len(specs) != len(layer.weights):
-            raise ModelFormatError(
-                f"{where}: has {len(layer.weights)} weight buffers, its params need {len(specs)}"
-            )
-        for spec, weight in zip(specs, layer.weights, strict=True):
-            if spec.role != weight.role or spec.count != weight.count:
-                raise ModelFormatError(
-                    f"{where}: {weight.role} holds {weight.count} values, its params need {spec.role} of {spec.count}"
-                )
-            if spec.tagged == (weight.storage == "untagged"):
-                raise ModelFormatError(
-                    f"{where}: {weight.role} storage {weight.storage} does not fit this buffer"
-                )
-
     # ------------------------------------------------------------------ writing
     def param_text(self) -> str:
         """The .param text (the original text for untouched parts)."""
@@ -400,49 +312,13 @@ class NcnnModel:
             )
         return b"".join(w.encode() for layer in self.layers for w in layer.weights)
 
-    def write(
-        self, param_path: str | Path, bin_path: str | Path | None = None, *, validate: bool = True
-    ) -> None:
-        """Validate (unless told not to), then write .param (and .bin unless None) atomically."""
-        if validate:
-            self.validate()
+    def write(self, param_path: str | Path, bin_path: str | Path | None = None) -> None:
+        """Write .param (and .bin unless None) atomically, as they are (validate_model checks first)."""
         text = self.param_text()
         data = None if bin_path is None else self.bin_bytes()
         write_text(Path(param_path), text)
         if data is not None and bin_path is not None:
             write_bytes(Path(bin_path), data)
-
-
-def _check_token(token: str, where: str) -> None:
-    """Types and names are single whitespace-free tokens of at most 255 bytes (ncnn's %255s)."""
-    if not token or any(c in " \t\n\r\v\f" for c in token) or len(token.encode("utf-8")) > 255:
-        raise ModelFormatError(f"{where}: {token[:40]!r} is not a usable name (empty, spaces or > 255 bytes)")
-
-
-_MIN_INPUTS = {"PriorBox": 2, "DetectionOutput": 3, "MatMul": 2, "Concat": 1, "Eltwise": 1}
-
-
-def _check_arity(layer: Layer, where: str) -> None:
-    """Blob counts ncnn indexes without checking (too few means reading past its blob list)."""
-    n_in, n_out = len(layer.inputs), len(layer.outputs)
-    need = _MIN_INPUTS.get(layer.type, 0)
-    if layer.type == "BinaryOp":
-        need = 1 if layer.get(1, 0) else 2
-    elif layer.type == "Gemm":
-        constants = sum(1 for key in (4, 5) if layer.get(key, 0))
-        need = max(1, 2 - constants)
-    if n_in < need:
-        raise ModelFormatError(f"{where}: needs at least {need} input blobs, has {n_in}")
-    if layer.type == "Split" and n_in != 1:
-        raise ModelFormatError(f"{where}: a Split takes exactly 1 input, has {n_in}")
-    if layer.type == "Slice":
-        slices, indices = layer.get(0), layer.get(2)
-        if isinstance(indices, list):
-            if len(indices) + 1 < n_out:
-                raise ModelFormatError(f"{where}: {len(indices)} slice indices for {n_out} outputs")
-        elif not isinstance(slices, list) or len(slices) < n_out:
-            given = len(slices) if isinstance(slices, list) else 0
-            raise ModelFormatError(f"{where}: {given} slice sizes (param 0) for {n_out} outputs")
 
 
 def _plain_value(value: Any) -> ParamValue:
@@ -472,172 +348,3 @@ def _read_file(path: Path, what: str) -> bytes:
         raise ModelFormatError(f"{path}: is a directory, expected a {what} file") from None
     except OSError as err:
         raise ModelFormatError(f"{path}: cannot read ({err.strerror})") from None
-
-
-def validate_files(
-    param_path: str | Path,
-    bin_path: str | Path | None,
-    input_shapes: dict[str, tuple[int, ...]] | None = None,
-) -> NcnnModel:
-    """Parse and fully validate a .param/.bin pair (``bin_path`` None: graph only); returns the model."""
-    return NcnnModel.read(param_path, bin_path).validate(input_shapes)
-
-
-def open_net(
-    param_path: str | Path,
-    bin_path: str | Path,
-    *,
-    num_threads: int = 1,
-    use_fp16_storage: bool | None = None,
-    use_fp16_arithmetic: bool | None = None,
-    use_int8_inference: bool | None = None,
-    use_vulkan_compute: bool = False,
-    lightmode: bool | None = None,
-    input_shapes: dict[str, tuple[int, ...]] | None = None,
-) -> Any:
-    """Validate ``param_path``/``bin_path``, then load them into an ``ncnn.Net``.
-
-    ``input_shapes`` (numpy-order, e.g. ``{"in0": (3, 416, 416)}``) lets validation check every
-    blob shape the net will compute at that size (mismatched branches crash ncnn at run time).
-    Options left as None keep ncnn's defaults. Every ncnn return code is checked; a problem is a
-    :class:`ModelFormatError`.
-    """
-    import ncnn
-
-    if num_threads < 1:
-        raise ModelFormatError(f"num_threads must be at least 1, got {num_threads}")
-    validate_files(param_path, bin_path, input_shapes)
-    net = ncnn.Net()
-    opt = net.opt
-    opt.num_threads = num_threads
-    opt.use_vulkan_compute = use_vulkan_compute
-    if use_fp16_storage is not None:
-        opt.use_fp16_storage = use_fp16_storage
-        opt.use_fp16_packed = use_fp16_storage
-    if use_fp16_arithmetic is not None:
-        opt.use_fp16_arithmetic = use_fp16_arithmetic
-    if use_int8_inference is not None:
-        opt.use_int8_inference = use_int8_inference
-    if lightmode is not None:
-        opt.lightmode = lightmode
-    if net.load_param(str(param_path)) != 0:
-        net.clear()
-        raise ModelFormatError(f"{param_path}: ncnn could not load this .param (see its log above)")
-    if net.load_model(str(bin_path)) != 0:
-        net.clear()
-        raise ModelFormatError(
-            f"{bin_path}: ncnn could not load these weights (a layer refused its params or weights;"
-            " see its log above)"
-        )
-    if not net.input_names() or not net.output_names():
-        net.clear()
-        raise ModelFormatError(f"{param_path}: ncnn loaded a net without inputs or outputs")
-    return net
-
-
-# ---------------------------------------------------------------------- synthetic weights
-_ONES = {"slope", "variance", "gamma", "scale", "scale_in", "scale_out"}
-_ZEROS = {"mean", "beta", "per_channel_pad"}
-
-
-def _synthetic_array(
-    layer: Layer, spec: BufferSpec, rng: np.random.Generator | None, previous: list[Weight]
-) -> np.ndarray:
-    role, count = spec.role, spec.count
-    if role in _ONES and not (layer.type == "PReLU" and role == "slope"):
-        return np.ones(count, dtype=np.float32)
-    if role in _ZEROS:
-        return np.zeros(count, dtype=np.float32)
-    if role == "weight_scales" and previous:
-        weights = np.abs(previous[0].array.astype(np.float32)).reshape(-1)
-        groups = count
-        per = weights.reshape(groups, -1) if weights.size % groups == 0 else weights.reshape(1, -1)
-        absmax = np.maximum(per.max(axis=1), 1e-6)
-        return np.resize(127.0 / absmax, count).astype(np.float32)
-    if role.endswith("scales") or role.endswith("scale"):
-        return np.full(count, 127.0 / 4.0, dtype=np.float32)
-    if rng is None:
-        return np.full(count, 0.01, dtype=np.float32)
-    if role.endswith("bias") or role == "bias_c" or role == "C" or layer.type == "PReLU":
-        return rng.uniform(-0.1, 0.1, count).astype(np.float32)
-    fan_in = count // spec.shape[0] if spec.shape and spec.shape[0] else count
-    fan_in = max(1, fan_in if len(spec.shape) != 1 else 1)
-    std = np.sqrt(1.0 / fan_in) if spec.tagged else 0.5
-    return (rng.standard_normal(count) * std).astype(np.float32)
-
-
-def synthesize_weights(model: NcnnModel, seed: int | None = 0, *, max_bytes: int = 2 << 30) -> NcnnModel:
-    """A copy of ``model`` with generated fp32 weights for every weighted layer.
-
-    ``seed`` chooses reproducible random weights (weights scaled by 1/sqrt(fan_in), small biases,
-    BatchNorm as identity, int8 scales derived from the weights); ``seed=None`` gives constant
-    weights. Like benchncnn's generated weights, this is for speed measurement and load tests,
-    not accuracy. Refuses (before allocating) graphs whose weights would exceed ``max_bytes``.
-    """
-    layouts = []
-    total = 0
-    for layer in model.layers:
-        where = f"{model.param_source}:{layer.line_no or '?'}: layer {layer.name!r} ({layer.type})"
-        specs = weight_layout(layer.type, layer.params, where)
-        total += sum(4 + spec.count * 4 if spec.tagged else spec.count * 4 for spec in specs)
-        if total > max_bytes:
-            raise ModelFormatError(
-                f"{where}: the weights would exceed {max_bytes} bytes; the params ask for too much"
-            )
-        layouts.append(specs)
-    out = model.copy()
-    rng = None if seed is None else np.random.default_rng(seed)
-    for layer, specs in zip(out.layers, layouts, strict=True):
-        weights: list[Weight] = []
-        for spec in specs:
-            array = _synthetic_array(layer, spec, rng, weights)
-            if spec.shape:
-                array = array.reshape(spec.shape)
-            weights.append(Weight(spec.role, array, "fp32" if spec.tagged else "untagged"))
-        layer.weights = weights
-    out.has_weights = True
-    return out
-
-
-# ---------------------------------------------------------------------- running
-def mat_to_array(mat: Any) -> np.ndarray:
-    """Copy an ``ncnn.Mat`` into numpy; an empty Mat gives an empty array.
-
-    ``numpy.array(mat)`` on an empty Mat (what DetectionOutput returns when nothing is detected)
-    segfaults in the ncnn bindings; always convert through this function.
-    """
-    if mat.empty():
-        return np.zeros((0,), dtype=np.float32)
-    sizes = {1: (mat.w,), 2: (mat.w, mat.h), 3: (mat.w, mat.h, mat.c), 4: (mat.w, mat.h, mat.d, mat.c)}
-    if mat.dims not in sizes or min(sizes[mat.dims]) <= 0:
-        raise ModelFormatError(
-            f"ncnn produced a malformed blob (dims {mat.dims}, w {mat.w}, h {mat.h}, c {mat.c})"
-        )
-    return np.array(mat, copy=True)
-
-
-def run_net(net: Any, inputs: dict[str, np.ndarray], outputs: Iterable[str]) -> dict[str, np.ndarray]:
-    """Feed ``inputs`` (CxHxW / HxW / W float32 arrays), extract ``outputs``; return numpy copies.
-
-    Input arrays are kept alive for the extractor's whole life (``ncnn.Mat`` wraps their memory).
-    Feed the shapes the net was validated for (``open_net(..., input_shapes=...)``): ncnn does not
-    check that branches agree, and a size that makes them disagree can crash it.
-    """
-    import ncnn
-
-    arrays = {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in inputs.items()}
-    mats = {name: ncnn.Mat(array) for name, array in arrays.items()}
-    extractor = net.create_extractor()
-    try:
-        for name, mat in mats.items():
-            if extractor.input(name, mat) != 0:
-                raise ModelFormatError(f"ncnn has no input blob named {name!r}")
-        results: dict[str, np.ndarray] = {}
-        for name in outputs:
-            ret, out = extractor.extract(name)
-            if ret != 0:
-                raise ModelFormatError(f"ncnn could not compute blob {name!r} (error {ret})")
-            results[name] = mat_to_array(out)
-        return results
-    finally:
-        del extractor, mats, arrays

@@ -5,18 +5,33 @@ preprocessing, output blobs and decoder. A *bare* ``.param`` (with its ``.bin`` 
 the same from a preset, its graph (input = ``Input`` layer, outputs = blobs nothing consumes)
 and an input size (``size``, else a ``_<digits>`` in the file or folder name, else the
 ``Input`` layer's shape).
+
+:func:`locate_model` is the one place that tells the two apart and finds the files per precision
+and the input blob and shape; sessions, ``edgekit bench`` and ``edgekit calibrate`` all go through it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.decoders.registry import find_preset, guess_preset
 from edge.errors import EdgekitError
-from edge.manifest import MANIFEST_NAME, PRECISIONS, DecoderSpec, InputSpec, load_manifest
-from edge.ncnn.model import NcnnModel
-from edge.presets import decoder_spec_from_preset, get_preset, input_spec_from_preset
+from edge.manifest import (
+    MANIFEST_NAME,
+    PRECISIONS,
+    DecoderSpec,
+    InputSpec,
+    Manifest,
+    decoder_spec_from_preset,
+    input_spec_from_preset,
+    load_manifest,
+)
+from edge.ncnn import param_ids
+from edge.ncnn.model import Layer, NcnnModel
+from edge.runtime.policy import is_int8
 
 
 @dataclass
@@ -40,38 +55,99 @@ class ParamGraph:
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     consumed_blobs: frozenset[str]
-    input_shape: tuple[int, int, int] | None  # (w, h, c) from the Input layer, if written
+    input_shape: tuple[int, int, int] | None  # C, H, W of the single Input layer, if the graph says
     is_int8: bool
-
-
-INT8_LAYER_TYPES = ("Convolution", "ConvolutionDepthWise", "InnerProduct")
 
 
 def read_param_graph(param: Path) -> ParamGraph:
     """Inputs, outputs, consumed blobs, input shape and INT8-ness of a text .param."""
-    model = NcnnModel.read(param)
-    input_shape = None
-    for layer in model.layers:
-        if layer.type == "Input":
-            dims = tuple(int(layer.get(k, 0) or 0) for k in (0, 1, 2))
-            if dims[0] > 0 and dims[1] > 0:
-                input_shape = dims
+    return graph_facts(NcnnModel.read(param))
+
+
+def graph_facts(model: NcnnModel) -> ParamGraph:
+    """The :class:`ParamGraph` of a parsed model."""
+    inputs = [layer for layer in model.layers if layer.type == "Input"]
     return ParamGraph(
         input_names=tuple(model.input_names()),
         output_names=tuple(model.output_names()),
         consumed_blobs=frozenset(blob for layer in model.layers for blob in layer.inputs),
-        input_shape=input_shape,
-        is_int8=any(layer.type in INT8_LAYER_TYPES and layer.get(8, 0) for layer in model.layers),
+        input_shape=input_chw(inputs[0]) if len(inputs) == 1 else None,
+        is_int8=is_int8(model),
     )
 
 
-def guess_preset(output_names: tuple[str, ...] | list[str]) -> str:
-    """Preset for ``preset="auto"`` on a bare model, from its output blob names."""
-    if any(n.startswith("cls_pred_stride_") for n in output_names):
-        return "nanodet-m"
-    if {"loc", "conf"} <= set(output_names):
-        return "ssd-resnet34"
-    return "nanodet-plus"
+def input_chw(layer: Layer) -> tuple[int, int, int] | None:
+    """C, H, W an ``Input`` layer declares (``0=w 1=h 2=c``, else its ``-23330`` shape hint), or None."""
+    w, h, c = (layer.get(k, 0) for k in (param_ids.Input.W, param_ids.Input.H, param_ids.Input.C))
+    hint = layer.get(param_ids.AnyLayer.SHAPE_HINTS)
+    if not _positive(w, h, c) and isinstance(hint, list) and len(hint) == 4:
+        _, w, h, c = hint
+    return (c, h, w) if _positive(w, h, c) else None
+
+
+def _positive(*values: object) -> bool:
+    return all(isinstance(v, int) and v > 0 for v in values)
+
+
+@dataclass(frozen=True)
+class LocatedModel:
+    """A build directory or a bare ``.param``, located: its files per precision and its input.
+
+    A bare float graph runs at fp32 and fp16 (the same files, other runtime options), an INT8 graph
+    at int8; its ``.bin`` is None when there is none beside it (benchmarks generate weights).
+    """
+
+    name: str  # a label: the build directory, or the .param's stem (its folder for model/net.param)
+    files: dict[str, tuple[Path, Path | None]]  # precision -> (.param, .bin)
+    input_name: str
+    input_shape: tuple[int, int, int] | None  # C, H, W; None when a bare graph does not say
+    manifest: Manifest | None = None
+    graph: ParamGraph | None = None  # a bare .param's facts
+
+    @property
+    def precisions(self) -> list[str]:
+        return list(self.files)
+
+    def files_for(self, precision: str) -> tuple[Path, Path | None]:
+        """The (.param, .bin) of ``precision``, or a clear error naming the precisions held."""
+        if precision not in self.files:
+            raise EdgekitError(
+                f"{self.name}: this build has no {precision} model (it has: {', '.join(self.files)})"
+            )
+        return self.files[precision]
+
+
+def locate_model(model: Path) -> LocatedModel:
+    """Locate ``model``: a build directory (its manifest) or a bare ``.param`` (its graph).
+
+    A folder holding no manifest but exactly one ``.param`` counts as that ``.param``.
+    """
+    model = Path(model)
+    if model.is_dir() and (model / MANIFEST_NAME).is_file():
+        manifest = load_manifest(model)
+        builds = manifest.builds
+        shape = [int(d) for d in manifest.input.shape][-3:]
+        return LocatedModel(
+            name=model.name,
+            files={p: (model / builds[p].param, model / builds[p].bin) for p in PRECISIONS if p in builds},
+            input_name=manifest.input.ncnn_name,
+            input_shape=(shape[0], shape[1], shape[2]) if len(shape) == 3 and _positive(*shape) else None,
+            manifest=manifest,
+        )
+    param = _bare_param(model)
+    graph = read_param_graph(param)
+    if len(graph.input_names) != 1:
+        names = ", ".join(graph.input_names) or "none"
+        raise EdgekitError(f"{param}: expected one Input layer, found {len(graph.input_names)} ({names})")
+    weights = param.with_suffix(".bin")
+    precisions = ("int8",) if graph.is_int8 else ("fp32", "fp16")
+    return LocatedModel(
+        name=param.parent.name if param.stem in ("model", "net") else param.stem,
+        files={p: (param, weights if weights.is_file() else None) for p in precisions},
+        input_name=graph.input_names[0],
+        input_shape=graph.input_shape,
+        graph=graph,
+    )
 
 
 def _size_from_name(path: Path) -> int | None:
@@ -83,13 +159,9 @@ def _size_from_name(path: Path) -> int | None:
 
 
 def build_precisions(model: Path) -> list[str]:
-    """Precisions a model path holds: those in a build's manifest, or one for a bare .param."""
-    model = Path(model)
-    if model.is_dir() and (model / MANIFEST_NAME).is_file():
-        manifest = load_manifest(model)
-        return [p for p in PRECISIONS if p in manifest.builds]
-    param = _bare_param(model)
-    return ["int8" if read_param_graph(param).is_int8 else "fp32"]
+    """Precisions a model path holds: those in a build's manifest, or its default for a bare .param."""
+    located = locate_model(model)
+    return located.precisions if located.manifest else located.precisions[:1]
 
 
 def _bare_param(model: Path) -> Path:
@@ -101,7 +173,7 @@ def _bare_param(model: Path) -> Path:
             f"{model} is neither a build directory (no {MANIFEST_NAME}) nor a folder with one .param"
         )
     if not model.exists():
-        raise EdgekitError(f"model not found: {model}")
+        raise EdgekitError(f"model not found: {model} does not exist")
     if model.suffix != ".param":
         raise EdgekitError(f"{model}: expected a build directory or a .param file")
     return model
@@ -125,38 +197,39 @@ def resolve_model(
     model = Path(model)
     if precision is not None and precision not in PRECISIONS:
         raise EdgekitError(f"unknown precision {precision!r} (expected one of {', '.join(PRECISIONS)})")
-    if model.is_dir() and (model / MANIFEST_NAME).is_file():
-        spec = _resolve_build(model, precision, preset)
+    located = locate_model(model)
+    if located.manifest is not None:
+        spec = _resolve_build(located, located.manifest, precision, preset)
     else:
-        spec = _resolve_bare(_bare_param(model), precision, preset, size)
+        spec = _resolve_bare(located, precision, preset, size)
     if outputs:
         spec.outputs = {name: name for name in outputs}
+        spec.decoder = dataclasses.replace(spec.decoder, layout="auto", roles={})  # other blobs: re-parse
     for path in (spec.param, spec.bin):
         if not path.is_file():
             raise EdgekitError(f"model file missing: {path}")
     return spec
 
 
-def _resolve_build(build_dir: Path, precision: str | None, preset: str) -> ModelSpec:
-    manifest = load_manifest(build_dir)
+def _resolve_build(
+    located: LocatedModel, manifest: Manifest, precision: str | None, preset: str
+) -> ModelSpec:
     if precision is None:
-        precision = "fp32" if "fp32" in manifest.builds else next(iter(manifest.builds), "fp32")
-    files = manifest.build(precision)
+        precision = "fp32" if "fp32" in located.files else next(iter(located.files), "fp32")
+    param, weights = located.files_for(precision)
     decoder = manifest.decoder
     input_spec = manifest.input
     if preset != "auto":
-        chosen = get_preset(preset)
-        decoder = decoder_spec_from_preset(chosen)
-        input_spec = input_spec_from_preset(chosen, input_spec.ncnn_name, input_spec.width, input_spec.height)
+        decoder = decoder_spec_from_preset(preset)
+        input_spec = input_spec_from_preset(preset, input_spec.ncnn_name, input_spec.width, input_spec.height)
     if decoder is None:
-        raise EdgekitError(f"{build_dir} has no decoder in its manifest; pass --preset")
-    param = build_dir / files.param
+        raise EdgekitError(f"{located.name} has no decoder in its manifest; pass --preset")
     graph = read_param_graph(param) if param.is_file() else None
     return ModelSpec(
-        name=build_dir.name,
+        name=located.name,
         precision=precision,
         param=param,
-        bin=build_dir / files.bin,
+        bin=weights or param.with_suffix(".bin"),
         input=input_spec,
         outputs={o.name: o.ncnn_name for o in manifest.outputs},
         decoder=decoder,
@@ -165,28 +238,27 @@ def _resolve_build(build_dir: Path, precision: str | None, preset: str) -> Model
 
 
 def _resolve_bare(
-    param: Path, precision: str | None, preset: str, size: int | tuple[int, int] | None
+    located: LocatedModel, precision: str | None, preset: str, size: int | tuple[int, int] | None
 ) -> ModelSpec:
-    bin_path = param.with_suffix(".bin")
-    if not bin_path.is_file():
-        raise EdgekitError(f"weights missing: expected {bin_path} beside {param}")
-    graph = read_param_graph(param)
-    if len(graph.input_names) != 1:
-        raise EdgekitError(f"{param}: expected one Input layer, found {len(graph.input_names)}")
-    chosen = get_preset(guess_preset(graph.output_names) if preset == "auto" else preset)
+    param, bin_path = located.files_for(located.precisions[0])
+    if bin_path is None:
+        raise EdgekitError(f"weights missing: expected {param.with_suffix('.bin')} beside {param}")
+    graph = located.graph
+    assert graph is not None  # a bare .param is always located with its graph
+    chosen = find_preset(guess_preset(graph.output_names) if preset == "auto" else preset)[1].name
     if isinstance(size, tuple):
         width, height = size
     elif size:
         width = height = int(size)
     elif (named := _size_from_name(param)) is not None:
         width = height = named
-    elif graph.input_shape is not None:
-        width, height = graph.input_shape[0], graph.input_shape[1]
+    elif located.input_shape is not None:
+        height, width = located.input_shape[1:]
     else:
         raise EdgekitError(f"cannot tell the input size of {param}; pass --size")
     return ModelSpec(
-        name=param.parent.name if param.stem == "model" else param.stem,
-        precision=precision or ("int8" if graph.is_int8 else "fp32"),
+        name=located.name,
+        precision=precision or located.precisions[0],
         param=param,
         bin=bin_path,
         input=input_spec_from_preset(chosen, graph.input_names[0], width, height),

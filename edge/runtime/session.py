@@ -1,11 +1,12 @@
-"""An ncnn session: a resolved model loaded into ncnn; CxHxW float32 in, named numpy outputs out."""
+"""An ncnn session: a resolved model loaded with the runtime policy; CxHxW float32 in, named outputs out."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from edge.errors import EdgekitError
-from edge.ncnn.model import open_net, run_net
+from edge.ncnn.net import run_net
+from edge.runtime.policy import open_build_net
 from edge.runtime.resolve import ModelSpec
 
 
@@ -16,16 +17,13 @@ class NcnnSession:
         if threads < 1:
             raise EdgekitError(f"threads must be at least 1, got {threads}")
         self.spec = spec
-        fp16 = spec.precision == "fp16"
         # Extracting a blob other layers consume after light mode has recycled it crashes ncnn.
         intermediate = any(blob in spec.consumed_blobs for blob in spec.outputs.values())
-        self.net = open_net(
+        self.net = open_build_net(
             spec.param,
             spec.bin,
-            num_threads=threads,
-            use_fp16_storage=fp16,
-            use_fp16_arithmetic=fp16,
-            use_int8_inference=True,
+            spec.precision,
+            threads=threads,
             lightmode=False if intermediate else None,
             input_shapes={spec.input.ncnn_name: (spec.input.shape[1], spec.input.height, spec.input.width)},
         )

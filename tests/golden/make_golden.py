@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from edge.decoders import decode  # noqa: E402
-from edge.manifest import DecoderSpec  # noqa: E402
+from edge.decoders.spec import DecoderSpec  # noqa: E402
 from edge.media import read_image  # noqa: E402
 from edge.runtime.detector import Detector  # noqa: E402
 
@@ -95,10 +95,10 @@ def main() -> None:
             "input_width": WIDTH,
             "input_height": HEIGHT,
             "decoder": {
-                "strides": spec.strides,
-                "reg_max": spec.reg_max,
+                "strides": list(spec.config.strides),
+                "reg_max": spec.config.reg_max,
                 "num_classes": spec.num_classes,
-                "center_offset": spec.center_offset,
+                "center_offset": spec.config.center_offset,
             },
             "score_threshold": SCORE,
             "nms_threshold": NMS,

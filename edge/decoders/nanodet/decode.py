@@ -15,8 +15,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from edge.decoders.base import DenseHead, Detections
+from edge.decoders.base import Detections
+from edge.decoders.nanodet.layouts import DenseHead
 from edge.decoders.nms import batched_nms
+from edge.decoders.spec import DecoderSpec, Thresholds
 
 
 @lru_cache(maxsize=32)
@@ -52,17 +54,11 @@ def integrate_distances(bin_logits: np.ndarray, reg_max: int) -> np.ndarray:
 
 
 def decode_nanodet(
-    head: DenseHead,
-    *,
-    reg_max: int,
-    center_offset: float,
-    input_width: int,
-    input_height: int,
-    score_threshold: float,
-    nms_threshold: float,
-    max_detections: int,
+    head: DenseHead, decoder: DecoderSpec, input_width: int, input_height: int, limits: Thresholds
 ) -> Detections:
     """Boxes (input pixels, xyxy), scores and class ids from a NanoDet head."""
+    reg_max, center_offset = decoder.config.reg_max, decoder.config.center_offset
+    score_threshold = limits.score
     scores = head.scores
     num_locations, num_classes = scores.shape
     threshold = _logit(score_threshold) if head.scores_are_logits else score_threshold
@@ -91,5 +87,5 @@ def decode_nanodet(
     np.clip(boxes[:, 0::2], 0, input_width, out=boxes[:, 0::2])
     np.clip(boxes[:, 1::2], 0, input_height, out=boxes[:, 1::2])
     boxes = boxes[loc_idx]
-    keep = batched_nms(boxes, candidate_scores, class_ids, nms_threshold, max_detections)
+    keep = batched_nms(boxes, candidate_scores, class_ids, limits.nms_iou, limits.max_detections)
     return Detections(boxes[keep], candidate_scores[keep], class_ids[keep].astype(np.int64))
