@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from edge.console import output_console
+
 ACTIONS = ("build", "list")
 
 
@@ -39,7 +41,7 @@ def zoo_command(
         raise EdgekitError(f"unknown zoo action {action!r} (expected {' | '.join(ACTIONS)})")
     from converters.zoo import MODELS, zoo_model
 
-    console = Console()
+    console = output_console()
     if action == "list":
         for m in MODELS.values():
             console.print(f"{m.name}: {m.summary}; decoder preset {m.preset}", highlight=False)

@@ -8,10 +8,12 @@ speed work; accuracy needs the official weights and is never claimed for generat
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import onnx
+from typing import TYPE_CHECKING
 
 from edge.errors import EdgekitError
+
+if TYPE_CHECKING:  # onnx comes with the 'convert' extra; listing the zoo works without it
+    import onnx
 
 WEIGHTS_KEY = "edgekit.weights"  # ONNX metadata: "generated (seed N)" or "loaded from FILE"
 ZOO_KEY = "edgekit.zoo"  # ONNX metadata: the zoo model's name
