@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.runners import BenchModel, LatencyStats, Runner, RunnerFailed, TimingPlan, runner_for
-from benchmarks.targets.base import Target, TargetError
+from benchmarks.targets.base import Target, TargetError, TimingDefaults
 from edge.errors import EdgekitError
 from edge.manifest import PRECISIONS
 from edge.ncnn.synth import synthesize_weights
@@ -30,12 +30,16 @@ ProgressFn = Callable[[str, str], None]
 
 @dataclass
 class BenchConfig:
-    """What to measure. Precisions a build lacks are skipped and noted in the report."""
+    """What to measure; None takes each target's :class:`TimingDefaults`.
 
-    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
-    threads: tuple[int, ...] = (1, 2, 4)
-    loops: int = 100
-    warmup: int = 10
+    ``precisions`` None measures every precision a build holds; precisions asked for by name
+    that a build lacks are skipped and noted in the report.
+    """
+
+    precisions: tuple[str, ...] | None = None
+    threads: tuple[int, ...] | None = None
+    loops: int | None = None
+    warmup: int | None = None
     runner: Path | None = None  # user-supplied benchncnn-compatible binary (adb --runner)
     shape: tuple[int, ...] | None = None  # CHW or NCHW, for a bare .param without input shape
     timeout: float = 1800.0  # seconds allowed for one runner invocation
@@ -106,7 +110,7 @@ def resolve_builds(
     builds: list[Path], config: BenchConfig, workdir: Path
 ) -> tuple[list[BenchModel], list[str]]:
     """Turn BUILD paths into models; generated weights go to ``workdir``. Returns (models, notes)."""
-    for p in config.precisions:
+    for p in config.precisions or ():
         if p not in PRECISIONS:
             raise EdgekitError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
     models: list[BenchModel] = []
@@ -117,8 +121,10 @@ def resolve_builds(
         label = _unique_label(located.name, labels)
         shape = _input_shape(located, config)
         checked: dict[Path, Path] = {}  # .param -> its validated (or generated) weights
-        for precision in config.precisions:
+        for precision in config.precisions or PRECISIONS:
             if precision not in located.files:
+                if config.precisions is None:
+                    continue  # not asked for by name: nothing to say
                 notes.append(
                     f"{label}: no {precision} model (has {', '.join(sorted(located.files))}); {precision} skipped"
                 )
@@ -190,20 +196,23 @@ def run_benchmarks(
         raise EdgekitError("no BUILD given")
     if not targets:
         raise EdgekitError("no target given")
-    if config.loops < 1 or config.warmup < 0 or not config.threads or min(config.threads) < 1:
+    if (
+        (config.loops is not None and config.loops < 1)
+        or (config.warmup is not None and config.warmup < 0)
+        or (config.threads is not None and (not config.threads or min(config.threads) < 1))
+    ):
         raise EdgekitError("loops must be >= 1, warmup >= 0 and thread counts >= 1")
     runner = runner_for(config.runner)
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise EdgekitError(f"the same target is given twice: {', '.join(names)}")
-    plan = TimingPlan(tuple(config.threads), config.loops, config.warmup, config.timeout)
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         models, notes = resolve_builds(builds, config, Path(tmp))
         if not models:
             raise EdgekitError("nothing to benchmark: no build has any of the requested precisions")
         report = BenchReport(notes=notes)
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="bench") as pool:
-            futures = [pool.submit(_TargetRun(t, runner, models, plan, progress).run) for t in targets]
+            futures = [pool.submit(_TargetRun(t, runner, models, config, progress).run) for t in targets]
             outcomes = [f.result() for f in futures]
         for target, (info, results, errors) in zip(targets, outcomes, strict=True):
             report.results.extend(results)
@@ -215,6 +224,19 @@ def run_benchmarks(
     return report
 
 
+def default_threads(cores: int | None) -> tuple[int, ...]:
+    """1, 2 and 4 threads, capped at ``cores`` (all three when the core count is unknown)."""
+    return tuple(n for n in (1, 2, 4) if cores is None or n <= max(1, cores))
+
+
+def timing_plan(config: BenchConfig, defaults: TimingDefaults, cores: int | None) -> TimingPlan:
+    """What to run on one target: the user's choices, else the target's defaults."""
+    threads = config.threads or defaults.threads or default_threads(cores)
+    loops = defaults.loops if config.loops is None else config.loops
+    warmup = defaults.warmup if config.warmup is None else config.warmup
+    return TimingPlan(tuple(threads), loops, warmup, config.timeout)
+
+
 class _TargetRun:
     """The work of one target's thread."""
 
@@ -223,10 +245,11 @@ class _TargetRun:
         target: Target,
         runner: Runner,
         models: list[BenchModel],
-        plan: TimingPlan,
+        config: BenchConfig,
         progress: ProgressFn | None,
     ):
-        self.target, self.runner, self.models, self.plan = target, runner, models, plan
+        self.target, self.runner, self.models, self.config = target, runner, models, config
+        self.plan = timing_plan(config, target.timing_defaults, None)
         self.progress = progress or (lambda _t, _m: None)
         self.results: list[BenchResult] = []
         self.errors: list[BenchError] = []
@@ -249,6 +272,10 @@ class _TargetRun:
             installed = self.runner.install(t)
             self.say("probing")
             self.info = self._describe(self.runner.probe(t, installed, self.plan.timeout))
+            cores = self.info.get("cores")
+            self.plan = timing_plan(self.config, t.timing_defaults, cores if isinstance(cores, int) else None)
+            self.info["plan"] = {"threads": list(self.plan.threads), "loops": self.plan.loops,
+                                 "warmup": self.plan.warmup}  # fmt: skip
             for current in self.models:
                 self._measure(installed, current)
             current = None

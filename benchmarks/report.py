@@ -1,17 +1,25 @@
-"""Present a :class:`benchmarks.harness.BenchReport`: rich table, JSON, CSV and a PNG plot."""
+"""Present a :class:`benchmarks.harness.BenchReport`: a rich table fitted to the width, JSON, CSV.
+
+The PNG plot is in :mod:`benchmarks.plot`, the verdict and noise checks in :mod:`benchmarks.verdict`.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.harness import BenchReport, BenchResult
-from edge.atomic import write_bytes, write_text
+from benchmarks.verdict import noise_warning, verdict_line, verdicts
+from edge.atomic import write_text
 
 CSV_COLUMNS = (
     "target", "build", "precision", "threads", "load_ms", "min_ms", "median_ms", "mean_ms", "p90_ms",
@@ -23,34 +31,86 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def results_table(report: BenchReport) -> Table:
-    """One row per (target, build, precision, threads)."""
-    table = Table(title="edgekit bench", header_style="bold", show_lines=False)
-    for col in ("target", "build", "prec", "thr", "load ms", "min", "median", "mean", "p90", "p99", "FPS",
-                "peak MB", "size MB"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("target", "build", "prec") else "right")
-    for r in report.results:
-        lat = r.latency_ms
-        table.add_row(
-            r.target + (" (emulated)" if r.emulated else ""),
-            r.build,
-            r.precision,
-            str(r.threads),
-            _fmt(r.load_ms, 1),
-            _fmt(lat.min),
-            _fmt(lat.median),
-            _fmt(lat.mean),
-            _fmt(lat.p90),
-            _fmt(lat.p99),
-            _fmt(r.fps, 1),
-            _fmt(r.peak_memory_mb, 1),
-            f"{r.size_bytes / 1e6:.2f}",
+@dataclass(frozen=True)
+class Column:
+    """A table column: header, cell text, and its rank when the table must shrink."""
+
+    header: str
+    cell: Callable[[BenchResult], str]
+    drop_rank: int  # columns with the lowest rank go first; 0 never goes
+    left: bool = False
+
+
+def _target_cell(r: BenchResult) -> str:
+    return r.target + (" (emulated)" if r.emulated else "")
+
+
+#: every column in display order; when the table is too wide, min, mean, p90, load, memory and
+#: p99 are dropped in that order (--json and --csv always hold them all)
+COLUMNS = (
+    Column("target", _target_cell, 0, left=True),
+    Column("build", lambda r: r.build, 0, left=True),
+    Column("prec", lambda r: r.precision, 0, left=True),
+    Column("thr", lambda r: str(r.threads), 0),
+    Column("load ms", lambda r: _fmt(r.load_ms, 1), 4),
+    Column("min", lambda r: _fmt(r.latency_ms.min), 1),
+    Column("median", lambda r: _fmt(r.latency_ms.median), 0),
+    Column("mean", lambda r: _fmt(r.latency_ms.mean), 2),
+    Column("p90", lambda r: _fmt(r.latency_ms.p90), 3),
+    Column("p99", lambda r: _fmt(r.latency_ms.p99), 6),
+    Column("FPS", lambda r: _fmt(r.fps, 1), 0),
+    Column("peak MB", lambda r: _fmt(r.peak_memory_mb, 1), 5),
+    Column("size MB", lambda r: f"{r.size_bytes / 1e6:.2f}", 0),
+)
+
+
+def _table(results: list[BenchResult], columns: list[Column]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
+    for col in columns:
+        table.add_column(
+            col.header,
+            justify="left" if col.left else "right",
+            no_wrap=col.header != "build",
+            overflow="fold",
         )
+    for r in results:
+        table.add_row(*(col.cell(r) for col in columns))
     return table
 
 
+def fitted_table(report: BenchReport, width: int) -> tuple[Table, list[str], list[str]]:
+    """The results table at most ``width`` columns wide, if dropping columns can make it so.
+
+    A target or build shared by every row leaves the table (the heading names it). Returns the
+    table, the heading parts (the shared target/build) and the headers of the dropped columns.
+    """
+    results = report.results
+    columns = list(COLUMNS)
+    heading = []
+    for name, key in (("build", lambda r: r.build), ("target", _target_cell)):
+        values = {key(r) for r in results}
+        if len(values) == 1:
+            columns = [c for c in columns if c.header != name]
+            heading.append(values.pop())
+    dropped: list[str] = []
+    console = Console(width=10_000)
+    table = _table(results, columns)
+    droppable = sorted((c for c in columns if c.drop_rank), key=lambda c: c.drop_rank)
+    while console.measure(table).maximum > width and droppable:
+        gone = droppable.pop(0)
+        columns.remove(gone)
+        dropped.append(gone.header)
+        table = _table(results, columns)
+    return table, heading, dropped
+
+
+def results_table(report: BenchReport, width: int = 10_000) -> Table:
+    """One row per (target, build, precision, threads), fitted to ``width`` columns."""
+    return fitted_table(report, width)[0]
+
+
 def describe_target(name: str, info: dict) -> str:
-    """One line describing a target: CPU, cores, governor, OS, ncnn, ARM paths."""
+    """One line describing a target: CPU, cores, governor, OS, ncnn, ARM paths, what was run."""
     arm = ", ".join(flag for flag, key in (("fp16", "arm_fp16"), ("dotprod", "arm_dotprod")) if info.get(key))
     parts = [
         f"{info.get('cpu')}",
@@ -60,25 +120,47 @@ def describe_target(name: str, info: dict) -> str:
         f"ncnn {info.get('ncnn_version')}",
         f"ARM {arm} paths" if arm else "no ARM fp16/dotprod paths",
     ]
+    plan = info.get("plan")
+    if plan:
+        parts.append(f"{plan['warmup']} warm-up + {plan['loops']} timed runs per configuration")
     if info.get("emulated"):
         parts.append("EMULATED: timings are not real speed")
     return f"{name}: " + "; ".join(parts)
 
 
 def print_report(report: BenchReport, console: Console) -> None:
-    """The table, the targets, notes, and errors (in red) on ``console``."""
+    """Heading, table (fitted to the console), targets, notes, warnings, errors, then the verdict."""
     if report.results:
-        console.print(results_table(report))
+        table, heading, dropped = fitted_table(report, console.width)
+        title = "edgekit bench" + (f": {' on '.join(heading)}" if heading else "")
+        console.print(f"[bold]{escape(title)}[/]", highlight=False)
+        console.print(table)
+        if dropped:
+            console.print(
+                f"[dim]not shown at this width: {', '.join(dropped)} (--json and --csv have every column)[/]",
+                highlight=False,
+            )
     for name, info in report.targets.items():
-        console.print(describe_target(name, info), highlight=False, soft_wrap=True)
+        console.print(escape(describe_target(name, info)), highlight=False, soft_wrap=True)
     for note in report.notes:
-        console.print(f"[dim]note: {note}[/]", highlight=False, soft_wrap=True)
+        console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
+    warning = noise_warning(report)
+    if warning:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for err in report.errors:
-        console.print(f"[bold red]error:[/] {err.message}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True)
+    several_builds = len({r.build for r in report.results}) > 1
+    for v in verdicts(report):
+        line = escape(verdict_line(v, several_builds))
+        console.print(f"[bold]verdict[/] {line}", highlight=False, soft_wrap=True)
 
 
 def to_json(report: BenchReport) -> str:
-    return json.dumps(report.to_dict(), indent=2)
+    """The report, its verdicts and its noise warning as JSON."""
+    data = report.to_dict()
+    data["verdicts"] = [v.to_dict() for v in verdicts(report)]
+    data["warnings"] = [w for w in (noise_warning(report),) if w]
+    return json.dumps(data, indent=2)
 
 
 def _csv_row(r: BenchResult) -> list[object]:
@@ -102,55 +184,3 @@ def write_json_file(report: BenchReport, path: Path) -> None:
 
 def write_csv_file(report: BenchReport, path: Path) -> None:
     write_text(path, to_csv(report))
-
-
-def write_plot(report: BenchReport, path: Path) -> None:
-    """PNG: latency (median, or mean) against model file size; one panel per thread count,
-    one colour per target, one marker per precision, each point labelled with its build."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    threads = sorted({r.threads for r in report.results}) or [1]
-    targets = list(dict.fromkeys(r.target for r in report.results))
-    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4.5), squeeze=False, sharey=True)
-    for ax, n in zip(axes[0], threads, strict=True):
-        for ti, target in enumerate(targets):
-            for precision, marker in markers.items():
-                pts = [
-                    r
-                    for r in report.results
-                    if r.threads == n and r.target == target and r.precision == precision
-                ]
-                pts = [r for r in pts if (r.latency_ms.median or r.latency_ms.mean) is not None]
-                if not pts:
-                    continue
-                xs = [r.size_bytes / 1e6 for r in pts]
-                ys = [
-                    r.latency_ms.median if r.latency_ms.median is not None else r.latency_ms.mean for r in pts
-                ]
-                label = f"{target} {precision}" + (" (emulated)" if pts[0].emulated else "")
-                ax.scatter(xs, ys, marker=marker, color=colors[ti % len(colors)], label=label, s=45)
-                for r, x, y in zip(pts, xs, ys, strict=True):
-                    ax.annotate(r.build, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        ax.set_title(f"{n} thread{'s' if n > 1 else ''}")
-        ax.set_xlabel("model size, .param + .bin (MB)")
-        ax.grid(True, alpha=0.3)
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-    axes[0][0].set_ylabel("median latency (ms)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
-        h, lab = ax.get_legend_handles_labels()
-        handles += [x for x, y in zip(h, lab, strict=True) if y not in labels]
-        labels += [y for y in lab if y not in labels]
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())

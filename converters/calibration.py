@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,16 +138,25 @@ def quant_targets(net: ncnn.Net) -> list[QuantTarget]:
     return targets
 
 
-def iter_blob_arrays(
-    net: ncnn.Net, spec: InputSpec, images: list[Path], blob_names: list[str]
-) -> Iterator[tuple[int, list[np.ndarray]]]:
-    """For each image, the fp32 values of ``blob_names`` (views valid until the next item).
+def load_tensors(spec: InputSpec, images: list[Path]) -> list[np.ndarray]:
+    """The preprocessed network input of each image (decode and resize once, reuse many times)."""
+    return [preprocess(read_image(path), spec)[0] for path in images]
 
-    The extractor lives inside the generator: close it (``contextlib.closing``) before the
-    net is cleared, or ncnn frees blobs of a net that no longer exists.
+
+def iter_blob_arrays(
+    net: ncnn.Net, spec: InputSpec, images: Sequence[Path | np.ndarray], blob_names: list[str]
+) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """For each image (a path, or a tensor from :func:`load_tensors`), the values of ``blob_names``.
+
+    The arrays are views valid until the next item. The extractor lives inside the generator:
+    close it (``contextlib.closing``) before the net is cleared, or ncnn frees blobs of a net
+    that no longer exists.
     """
-    for index, path in enumerate(images):
-        tensor, _ = preprocess(read_image(path), spec)
+    for index, item in enumerate(images):
+        if isinstance(item, np.ndarray):
+            tensor, label = np.ascontiguousarray(item, dtype=np.float32), f"image {index + 1}"
+        else:
+            tensor, label = preprocess(read_image(item), spec)[0], item.name
         mat_in = ncnn.Mat(tensor)  # wraps tensor's memory: tensor stays referenced below
         ex = net.create_extractor()
         ex.set_light_mode(False)
@@ -157,7 +166,7 @@ def iter_blob_arrays(
         for name in blob_names:
             ret, mat = ex.extract(name)
             if ret != 0:
-                raise EdgekitError(f"ncnn could not compute blob {name!r} on {path.name}")
+                raise EdgekitError(f"ncnn could not compute blob {name!r} on {label}")
             mats.append(mat)
             arrays.append(np.asarray(mat))
         yield index, arrays

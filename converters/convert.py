@@ -14,10 +14,12 @@ import numpy as np
 from converters.cut import plan_cut
 from converters.divergence import Divergence, locate_divergence
 from converters.graph_repair import repair_known_gaps
+from converters.int8_tuning import AUTO_MAX_KEPT
 from converters.ncnn_graph_check import check_supported
 from converters.ncnn_run import run_outputs
 from converters.onnx_check import graph_outputs, load_onnx, resolve_input_shape
 from converters.parity import (
+    DEFAULT_VERIFY_IMAGES,
     THRESHOLDS,
     OutputAgreement,
     ParityInputs,
@@ -64,6 +66,7 @@ class Int8Options:
     keep_float: list[str] = field(default_factory=list)
     auto_keep_float: float | bool = True  # True: reach output cosine 0.999 with the fewest fp16 layers
     float_depthwise: bool = False  # keep depthwise convs in fp16 (faster INT8 on x86, slightly larger)
+    max_keep_float: int = AUTO_MAX_KEPT  # cap of the automatic keep-float mode
 
 
 @dataclass
@@ -74,6 +77,7 @@ class ConvertResult:
     manifest: Manifest
     timings: dict[str, float] = field(default_factory=dict)
     divergence: Divergence | None = None
+    parity_inputs: str = ""  # what parity was checked on, e.g. "all 6 images in images/"
 
 
 def _tool_versions(pnnx_exe: Path) -> dict[str, str]:
@@ -163,7 +167,7 @@ def _int8_build(
 ) -> Artifact:
     """Calibrate the fp32 build, write the INT8 build and its table, verify it, time it here."""
     from converters.int8_build import build_int8
-    from converters.speed_check import default_threads, int8_speed_note, median_latency_ms
+    from converters.speed_check import compare_int8_speed, int8_speed_note
 
     param, binf = stage / "model.int8.param", stage / "model.int8.bin"
     result = build_int8(
@@ -178,28 +182,23 @@ def _int8_build(
         num_images=options.num_images,
         keep_float=options.keep_float or None,
         auto_keep_float=options.auto_keep_float,
+        max_keep_float=options.max_keep_float,
         float_depthwise=options.float_depthwise,
         progress=say,
     )
     say("verifying int8 against onnxruntime")
     parity = measure_parity(param, binf, "int8", spec, outputs, inputs, references)
     build = _build_files(param, binf, parity)
-    say("timing int8 against fp16 on this machine")
-    threads = default_threads()
-    names = [o.ncnn_name for o in outputs]
+    say("timing int8 against fp16 on this machine (interleaved, 1 thread)")
     baseline = "fp16" if (stage / "model.fp16.param").is_file() else "fp32"
-    timed = {
-        p: median_latency_ms(
-            stage / f"model.{p}.param",
-            stage / f"model.{p}.bin",
-            p,
-            spec.ncnn_name,
-            spec.shape,
-            names,
-            threads=threads,
-        )
-        for p in (baseline, "int8")
-    }
+    speed = compare_int8_speed(
+        {p: (stage / f"model.{p}.param", stage / f"model.{p}.bin") for p in (baseline, "int8")},
+        baseline,
+        spec.ncnn_name,
+        spec.shape,
+        [o.ncnn_name for o in outputs],
+    )
+    timed = {baseline: speed.base_ms, "int8": speed.int8_ms}
     build.details = {
         "table": result.table_path.name,
         "method": result.method,
@@ -209,10 +208,13 @@ def _int8_build(
         "fused_requantize": result.fused_requantize,
         "kept_float": result.kept_float,
         "equalized_blobs": result.equalized_blobs,
+        **({"auto_keep_float": result.auto_keep_float} if result.auto_keep_float else {}),
+        **({"auto_keep_float_note": result.auto_keep_float_note} if result.auto_keep_float_note else {}),
         "latency_here_ms": {p: round(v, 2) for p, v in timed.items()},
-        "latency_threads": threads,
+        "latency_threads": speed.threads,
+        "speed_here": speed.to_dict(),
     }
-    build.details["speed_note"] = int8_speed_note(baseline, timed[baseline], timed["int8"], threads)
+    build.details["speed_note"] = int8_speed_note(speed)
     return build
 
 
@@ -224,6 +226,7 @@ def convert_onnx(
     preset: str = "auto",
     fp16: bool = True,
     verify_images: Path | None = None,
+    verify_num: int | None = DEFAULT_VERIFY_IMAGES,
     verify: bool = True,
     force: bool = False,
     int8: Int8Options | None = None,
@@ -237,6 +240,10 @@ def convert_onnx(
     out_dir = Path(out_dir)
     refuse_overwrite(out_dir, force)
     pnnx_exe = find_pnnx()
+    if int8 is not None:  # an empty or missing calibration folder fails now, not after the float builds
+        from converters.calibration import list_images
+
+        list_images(Path(int8.calib_images), int8.num_images)
 
     say("checking ONNX")
     model = load_onnx(Path(onnx_path))
@@ -254,7 +261,8 @@ def convert_onnx(
         cut.replaced_by = decoder.family if decoder is not None else None
     spec = _input_spec(input_name, shape, found)
     reference_session = onnxruntime_session(simplified)
-    inputs = make_inputs(spec, verify_images)
+    inputs = make_inputs(spec, verify_images, verify_num)
+    say(f"checking parity on {inputs.describe()}")
     references = [reference_session.run(None, {input_name: t}) for t in inputs.tensors]
     outputs = [
         OutputSpec(name=o.name, ncnn_name=f"out{i}", shape=[int(d) for d in o.shape], meaning=meanings[i])
@@ -317,4 +325,4 @@ def convert_onnx(
         )
         write_json(stage / MANIFEST_NAME, manifest_to_dict(manifest))
     timings["total"] = time.perf_counter() - clock
-    return ConvertResult(out_dir / MANIFEST_NAME, manifest, timings, divergence)
+    return ConvertResult(out_dir / MANIFEST_NAME, manifest, timings, divergence, inputs.describe())

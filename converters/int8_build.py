@@ -25,7 +25,7 @@ from converters.calibration import (
     quant_targets,
 )
 from converters.equalization import EQUALIZATION_IMAGES, channel_ranges, equalization_pairs, equalize
-from converters.int8_tuning import AUTO_MAX_BIN_RATIO
+from converters.int8_tuning import AUTO_MAX_BIN_RATIO, AUTO_MAX_KEPT
 from converters.int8_writer import write_int8_model
 from converters.thresholds import (
     activation_threshold,
@@ -56,8 +56,32 @@ class Int8Result:
     fused_requantize: int = 0
     images: int = 0
     output_cosine: float | None = None  # INT8 vs fp32 on the tuning images (when measured)
+    auto_keep_float: dict | None = None  # target, reached, cosine, kept, max_layers, stopped_by
+    auto_keep_float_note: str | None = None  # one line: what the automatic keep-float reached
     equalized_blobs: int = 0  # blobs whose channel ranges were equalized before calibration
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage, and "total"
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds of this process, same keys
+
+
+class Stopwatch:
+    """Wall and CPU seconds per stage (CPU time shows the work when other jobs share the cores)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._start = self._last = (time.perf_counter(), time.process_time())
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the previous lap to ``stage``."""
+        now = (time.perf_counter(), time.process_time())
+        self.wall[stage] = self.wall.get(stage, 0.0) + now[0] - self._last[0]
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + now[1] - self._last[1]
+        self._last = now
+
+    def finish(self) -> None:
+        """Record the totals since the stopwatch started."""
+        self.wall["total"] = self._last[0] - self._start[0]
+        self.cpu["total"] = self._last[1] - self._start[1]
 
 
 def table_from_stats(model: NcnnModel, stats, method: str) -> CalibrationTable:
@@ -94,8 +118,13 @@ class Calibration:
     table: CalibrationTable
     stats: object  # converters.calibration.CalibrationStats
     images: list[Path]
-    timings: dict[str, float]
+    clock: Stopwatch
     equalized_blobs: int = 0
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Wall seconds per stage so far."""
+        return self.clock.wall
 
     def close(self) -> None:
         self.net.clear()
@@ -124,7 +153,7 @@ def calibrate(
     if method not in METHODS:
         raise EdgekitError(f"unknown INT8 method {method!r} (expected one of {', '.join(METHODS)})")
     progress = as_progress(progress)
-    clock = time.perf_counter()
+    clock = Stopwatch()
     image_paths = list_images(Path(images), num_images)
     model = validate_files(fp32_param, fp32_bin)
     if is_int8(model):
@@ -138,12 +167,15 @@ def calibrate(
             )
         equalized = 0
         if equalize_channels:
+            if progress:
+                progress("equalizing channel ranges", 0, min(EQUALIZATION_IMAGES, len(image_paths)))
             model, net, equalized = _equalized(model, net, input_spec, image_paths, threads)
             targets = quant_targets(net)
+            clock.lap("equalization")
         stats = collect_statistics(net, input_spec, image_paths, targets=targets, progress=progress)
-        timings = {"statistics": time.perf_counter() - clock}
+        clock.lap("statistics")
         table = table_from_stats(model, stats, method)
-        timings["thresholds"] = time.perf_counter() - clock - timings["statistics"]
+        clock.lap("thresholds")
         if method in ("eq", "search"):
             tuner = int8_tuning.Tuner(
                 model, net, input_spec, image_paths[:TUNING_IMAGES], stats, threads=threads
@@ -151,7 +183,7 @@ def calibrate(
             tuner.search_input_scales(
                 table, objective="cosine" if method == "eq" else "search", progress=progress
             )
-            timings["search"] = time.perf_counter() - clock - sum(timings.values())
+            clock.lap("search")
     except BaseException:
         net.clear()
         raise
@@ -160,7 +192,7 @@ def calibrate(
             f"scales of the channel-equalized graph ({equalized} blobs rescaled): use with this INT8 build,"
             " not with the unequalized fp32 model"
         )
-    return Calibration(model, net, table, stats, image_paths, timings, equalized)
+    return Calibration(model, net, table, stats, image_paths, clock, equalized)
 
 
 def _equalized(
@@ -196,6 +228,7 @@ def build_int8(
     num_images: int | None = None,
     keep_float: list[str] | None = None,
     auto_keep_float: bool | float = False,
+    max_keep_float: int = AUTO_MAX_KEPT,
     float_depthwise: bool = False,
     auto_max_bin_ratio: float | None = AUTO_MAX_BIN_RATIO,
     bias_correction: bool | None = None,
@@ -207,7 +240,8 @@ def build_int8(
 
     ``auto_keep_float``: True (target cosine 0.999) or a target in (0, 1): keep the fewest most
     sensitive layers in fp16 so the outputs reach that cosine similarity with fp32 on the
-    tuning images, keeping the INT8 .bin under ``auto_max_bin_ratio`` of the fp16 one.
+    tuning images, at most ``max_keep_float`` layers and keeping the INT8 .bin under
+    ``auto_max_bin_ratio`` of the fp16 one (the result says when the target was not reached).
     ``float_depthwise`` keeps every ConvolutionDepthWise float: ncnn's int8
     depthwise kernels are far slower than fp32 on x86, so this is the faster INT8 graph there
     (at a slightly larger .bin). ``bias_correction`` and ``equalize_channels`` (cross-layer
@@ -216,8 +250,9 @@ def build_int8(
     from converters import int8_tuning
 
     target = _auto_target(auto_keep_float)
+    if max_keep_float < 0:
+        raise EdgekitError(f"--max-keep-float must be 0 or more, got {max_keep_float}")
     progress = as_progress(progress)
-    clock = time.perf_counter()
     cal = calibrate(
         fp32_param,
         fp32_bin,
@@ -229,7 +264,7 @@ def build_int8(
         threads=threads,
         progress=progress,
     )
-    model, table, timings = cal.model, cal.table, cal.timings
+    model, table, clock = cal.model, cal.table, cal.clock
     try:
         if keep_float:
             apply_keep_float(model, table, keep_float, "requested (--keep-float)")
@@ -244,15 +279,21 @@ def build_int8(
             )
         use_bias = (method == "search") if bias_correction is None else bias_correction
         deltas = int8_tuning.bias_corrections(model, table, cal.stats) if use_bias else None
-        output_cosine = None
+        clock.lap("bias_correction")
+        outcome = None
         if target is not None:
             tuner = int8_tuning.Tuner(
                 model, cal.net, input_spec, cal.images[:TUNING_IMAGES], cal.stats, threads=threads
             )
-            output_cosine = tuner.auto_keep_float(
-                table, target, bias_deltas=deltas, max_bin_ratio=auto_max_bin_ratio, progress=progress
+            outcome = tuner.auto_keep_float(
+                table,
+                target,
+                bias_deltas=deltas,
+                max_layers=max_keep_float,
+                max_bin_ratio=auto_max_bin_ratio,
+                progress=progress,
             )
-            timings["keep_float"] = time.perf_counter() - clock - sum(timings.values())
+            clock.lap("keep_float")
     finally:
         cal.close()
     int8_model, report = write_int8_model(model, table, bias_deltas=deltas)
@@ -260,8 +301,8 @@ def build_int8(
     write_table(table, table_path)
     check = open_build_net(out_param, out_bin, "int8")
     check.clear()
-    timings["write"] = time.perf_counter() - clock - sum(timings.values())
-    timings["total"] = time.perf_counter() - clock
+    clock.lap("write")
+    clock.finish()
     return Int8Result(
         param=Path(out_param),
         bin=Path(out_bin),
@@ -271,9 +312,12 @@ def build_int8(
         kept_float=dict(table.kept_float),
         fused_requantize=len(report.fused),
         images=len(cal.images),
-        output_cosine=output_cosine,
+        output_cosine=outcome.cosine if outcome else None,
+        auto_keep_float=outcome.to_dict() if outcome else None,
+        auto_keep_float_note=outcome.describe() if outcome else None,
         equalized_blobs=cal.equalized_blobs,
-        timings=timings,
+        timings=clock.wall,
+        cpu_timings=clock.cpu,
     )
 
 

@@ -18,6 +18,10 @@ from edge.preprocess import preprocess
 
 #: Parity thresholds (minimum cosine similarity) per build precision.
 THRESHOLDS = {"fp32": 0.99999, "fp16": 0.9995, "int8": 0.98}
+#: images ``--verify-images`` checks by default: the first ones by name (``--verify-num`` changes it)
+DEFAULT_VERIFY_IMAGES = 16
+#: seeded random inputs checked without ``--verify-images``
+RANDOM_SAMPLES = 4
 
 
 @dataclass
@@ -27,6 +31,19 @@ class ParityInputs:
     tensors: list[np.ndarray]
     origin: str  # "images:<folder name>" or "random:<seed>"
     files: list[Path] = field(default_factory=list)
+    available: int = 0  # images in the folder (``files`` may be the first of them)
+
+    def describe(self) -> str:
+        """``all 6 images in images/``, ``16 of 128 images in coco128/ ...`` or ``4 random inputs``."""
+        if not self.files:
+            return f"{len(self.tensors)} seeded random inputs"
+        folder = self.origin.split(":", 1)[1]
+        if len(self.files) >= self.available:
+            return f"all {len(self.files)} images in {folder}/"
+        return (
+            f"the first {len(self.files)} of {self.available} images in {folder}/"
+            " (--verify-num N to change, 0 = all)"
+        )
 
 
 @dataclass
@@ -38,19 +55,22 @@ class OutputAgreement:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def make_inputs(spec: InputSpec, images: Path | None, count: int = 4, seed: int = 0) -> ParityInputs:
-    """Tensors from real images (first ``count`` in the folder) or seeded random pixels."""
+def make_inputs(
+    spec: InputSpec, images: Path | None, count: int | None = DEFAULT_VERIFY_IMAGES, seed: int = 0
+) -> ParityInputs:
+    """Tensors from real images (the first ``count`` by name, None or 0 = all) or seeded random pixels."""
     channels = spec.shape[1]
     if images is not None and channels == 3:
-        files = image_files(images, what="verification image", limit=count)
+        every = image_files(images, what="verification image")
+        files = every[:count] if count else every
         fixed = dataclasses.replace(spec, resize="stretch")  # parity needs the exact input shape
         tensors = []
         for path in files:
             tensors.append(preprocess(read_image(path), fixed)[0][None])
-        return ParityInputs(tensors, f"images:{Path(images).resolve().name}", list(files))
+        return ParityInputs(tensors, f"images:{Path(images).resolve().name}", list(files), len(every))
     rng = np.random.default_rng(seed)
     tensors = []
-    for _ in range(count):
+    for _ in range(RANDOM_SAMPLES):
         pixels = rng.uniform(0, 255, size=spec.shape).astype(np.float32)
         mean = np.asarray(spec.mean[:channels] + [0.0] * max(0, channels - 3), np.float32)
         norm = np.asarray(spec.norm[:channels] + [1.0] * max(0, channels - 3), np.float32)

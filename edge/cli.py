@@ -10,13 +10,48 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from edge.console import output_console
 from edge.errors import EdgekitError
+
+
+def _tidy(params: list[Any]) -> list[Any]:
+    """No value type after a flag (not ``<bool>``); arguments named in capitals (not ``{model}``)."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""  # a flag takes no value
+        elif isinstance(param, TyperArgument) and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+    return params
+
+
+class EdgekitGroup(TyperGroup):
+    """The ``edgekit`` group, with :func:`_tidy` help."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _tidy(super().get_params(ctx))
+
+
+class EdgekitCommand(TyperCommand):
+    """A command whose help reads like the rest of the CLI: ``edgekit convert [OPTIONS] MODEL``."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _tidy(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or "") + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
 
 app = typer.Typer(
     name="edgekit",
@@ -24,12 +59,36 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=EdgekitGroup,
 )
-err_console = Console(stderr=True)
+err_console = output_console(stderr=True)
+
+
+def edgekit_version() -> str:
+    """The installed edgekit's version."""
+    try:
+        return version("edgekit")
+    except PackageNotFoundError:
+        import edge
+
+        return getattr(edge, "__version__", "unknown")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgekit {edgekit_version()}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print edgekit's version and exit"
+        ),
+    ] = False,
+) -> None:
     """ONNX detectors to fast, small, verified ncnn builds for ARM edge devices."""
 
 
@@ -40,14 +99,14 @@ def _register_commands() -> None:
     """Add every command the installed layers declare under the ``edgekit.commands`` entry points."""
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         if entry.name not in {c.name for c in app.registered_commands}:
-            app.command(entry.name)(entry.load())
+            app.command(entry.name, cls=EdgekitCommand)(entry.load())
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
         _register_commands()
-        app()
+        app(prog_name="edgekit")  # also under python -m edge
     except EdgekitError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

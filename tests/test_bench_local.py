@@ -38,7 +38,8 @@ def graph_only_param() -> Path:
 def test_cli_json_csv_plot(int8_param: Path, tmp_path: Path) -> None:
     csv_path, png = tmp_path / "r.csv", tmp_path / "r.png"
     proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--threads", "1,2", "--loops", "3",
-                   "--warmup", "1", "--json", "--csv", str(csv_path), "--plot", str(png))  # fmt: skip
+                   "--warmup", "1", "--precision", "fp32,int8", "--json", "--csv", str(csv_path),
+                   "--plot", str(png))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["errors"] == []
@@ -50,7 +51,7 @@ def test_cli_json_csv_plot(int8_param: Path, tmp_path: Path) -> None:
         bin_size = int8_param.with_suffix(".bin").stat().st_size
         assert r["size_bytes"] == int8_param.stat().st_size + bin_size
     assert set(data["targets"]["local"]) >= TARGET_KEYS
-    assert any("fp32 skipped" in n for n in data["notes"])  # a bare INT8 graph has no fp32 model
+    assert any("fp32 skipped" in n for n in data["notes"])  # asked for fp32; a bare INT8 graph has none
     rows = list(csv.DictReader(csv_path.open()))
     assert [r["threads"] for r in rows] == ["1", "2"]
     assert float(rows[0]["median_ms"]) == pytest.approx(data["results"][0]["latency_ms"]["median"])

@@ -360,3 +360,136 @@ def test_calibrate_command(tmp_path):
         app, ["calibrate", str(build), "--images", str(tmp_path / "none"), "-o", str(tmp_path / "x")]
     )
     assert isinstance(empty.exception, EdgekitError) and "no images" in str(empty.exception)
+
+
+# ---------------------------------------------------------------------------- issue 15: speed, cap, progress
+def test_float32_cosine_matches_float64_to_1e8():
+    from converters.int8_tuning import _cosine
+
+    rng = np.random.default_rng(3)
+    a = np.maximum(rng.standard_normal(1_000_000).astype(np.float32) * 3 + 1, 0)
+    for noise in (1e-3, 1e-2, 1e-1):
+        b = (a + rng.standard_normal(a.size).astype(np.float32) * noise).astype(np.float32)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        exact = float(a64 @ b64 / np.sqrt((a64 @ a64) * (b64 @ b64)))
+        assert abs(_cosine(a, b) - exact) < 1e-8
+        assert abs(_cosine(a, b, float(np.sqrt(a64 @ a64))) - exact) < 1e-8
+    assert _cosine(np.zeros(4, np.float32), np.ones(4, np.float32)) == 1.0  # as before: no direction
+
+
+def test_int8_writer_leaves_the_float_model_untouched():
+    model = tiny_model()
+    before = {(ly.name, w.role): (w.storage, w.array.copy()) for ly in model.layers for w in ly.weights}
+    params = {ly.name: dict(ly.params) for ly in model.layers}
+    int8, report = write_int8_model(model, hand_table(model))
+    assert report.quantized and int8.layer("conv0").weight("weight").storage == "int8"
+    for ly in model.layers:
+        assert ly.params == params[ly.name]
+        for w in ly.weights:
+            storage, array = before[(ly.name, w.role)]
+            assert w.storage == storage and np.array_equal(w.array, array)
+    assert model.param_text() != int8.param_text()
+
+
+def _auto_build(tmp_path, name: str, cap: int, target: float = 0.9999999):
+    param, binf = write_tiny(tmp_path)
+    images = write_images(tmp_path / "img", 3)
+    out = tmp_path / name
+    return build_int8(
+        param, binf, SPEC, images, out / "m.param", out / "m.bin", out / "m.table",
+        method="kl", auto_keep_float=target, max_keep_float=cap, auto_max_bin_ratio=None,
+    )  # fmt: skip
+
+
+def test_auto_keep_float_says_when_the_cap_stops_it_short(tmp_path):
+    capped = _auto_build(tmp_path, "capped", cap=1)
+    info = capped.auto_keep_float
+    assert len(capped.kept_float) == 1 and info["kept"] == 1 and info["max_layers"] == 1
+    assert not info["reached"] and info["cosine"] < info["target"]
+    assert "cap of 1 layers" in info["stopped_by"] and "--max-keep-float" in info["stopped_by"]
+    assert "NOT reached" in capped.auto_keep_float_note and "1 layer(s) kept" in capped.auto_keep_float_note
+    # a larger cap keeps more layers; 0 keeps none and says so
+    wider = _auto_build(tmp_path, "wider", cap=4)
+    assert len(wider.kept_float) == 4 and wider.auto_keep_float["max_layers"] == 4
+    none = _auto_build(tmp_path, "none", cap=0)
+    assert none.kept_float == {} and "0 layers" in none.auto_keep_float["stopped_by"]
+    reached = _auto_build(tmp_path, "easy", cap=1, target=0.5)
+    assert reached.auto_keep_float["reached"] and reached.auto_keep_float["stopped_by"] is None
+    assert "NOT" not in reached.auto_keep_float_note
+    with pytest.raises(EdgekitError, match="max-keep-float"):
+        _auto_build(tmp_path, "bad", cap=-1)
+
+
+def test_sensitivity_ranking_refines_the_best_on_all_images(tmp_path):
+    from converters import int8_tuning
+
+    param, binf = write_tiny(tmp_path)
+    images = write_images(tmp_path / "img", 4)
+    cal = calibrate(param, binf, SPEC, images, method="kl")
+    try:
+        tuner = int8_tuning.Tuner(cal.model, cal.net, SPEC, cal.images, cal.stats)
+        ranked, refined, too_big = tuner.rank_sensitivity(cal.table, refine=2)
+        assert too_big == 0  # no size limit given
+        assert sorted(n for n, _ in ranked) == sorted(cal.table.input_scales)
+        # the best 2 of the coarse pass plus the boundary layers (first conv, last layers)
+        boundary = int8_tuning.boundary_layers(cal.model)
+        assert boundary == ["conv0", "fc"]  # head feeds the fc: not a boundary
+        assert 2 <= refined <= 4 and {"conv0", "fc"} <= {n for n, _ in ranked[:refined]}
+        # the shortlist is re-measured on all 4 images: its gains are the all-image ones
+        for name, gain in ranked[:refined]:
+            trial = cal.table.__class__(dict(cal.table.weight_scales), dict(cal.table.input_scales))
+            trial.keep_float(name, "check")
+            assert gain == pytest.approx(tuner.similarity(trial) - tuner.similarity(cal.table), abs=1e-9)
+        assert ranked[0][1] >= ranked[1][1]
+    finally:
+        cal.close()
+
+
+def test_step_lines_print_one_line_per_step():
+    import io
+
+    from converters.progress import StepLines
+
+    out = io.StringIO()
+    say = StepLines(out)
+    say("checking ONNX")
+    for i in range(1, 129):
+        say(f"calibrating {i}/128")
+    say("ranking layer sensitivity 1/10")
+    say("writing")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4, lines
+    assert lines[1].endswith("calibrating (128)") and lines[2].endswith("ranking layer sensitivity (10)")
+    assert all(line.startswith("edgekit: [") for line in lines)
+
+
+def test_convert_int8_progress_and_cap_in_summary_and_manifest(demo_images, tmp_path):
+    from tests.support.cli import run_edgekit
+    from tests.support.onnx_graphs import GRAPHS, save
+
+    src = save(GRAPHS["classifier"](), tmp_path / "m.onnx")
+    args = ["convert", src, "-o", tmp_path / "b", "--int8", "--calib", demo_images, "--method", "kl"]
+    proc = run_edgekit(*args, "--auto-keep-float", "0.9999999", "--max-keep-float", "1")
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    # a toy model's scales outweigh the size budget: the summary names that reason
+    assert "output cosine" in said and "< target 0.9999999: target NOT reached (" in said, said
+    assert "would push the INT8 .bin over 0.54 of the fp16 one" in said, said
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("edgekit: [")]
+    assert any("calibrating" in line for line in progress), proc.stderr  # stderr is a pipe here
+    assert any("ranking layer sensitivity" in line for line in progress), proc.stderr
+    details = json.loads((tmp_path / "b" / "manifest.json").read_text())["artifacts"]["ncnn"]["int8"]
+    info = details["details"]["auto_keep_float"]
+    assert info["max_layers"] == 1 and info["target"] == 0.9999999 and not info["reached"]
+    assert info["stopped_by"] in details["details"]["auto_keep_float_note"]
+    bad = run_edgekit(*args, "--force", "--max-keep-float", "-2")
+    assert bad.returncode != 0 and "--max-keep-float" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_cap_default_is_the_library_default():
+    import inspect
+
+    from converters.commands.convert import convert_command
+    from converters.int8_tuning import AUTO_MAX_KEPT
+
+    assert inspect.signature(convert_command).parameters["max_keep_float"].default == AUTO_MAX_KEPT

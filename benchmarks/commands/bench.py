@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from edge.atomic import refuse_overwrite
+from edge.console import output_console
 from edge.errors import EdgekitError
 from edge.extras import require_extra
+from edge.manifest import PRECISIONS
 
-err_console = Console(stderr=True)
+err_console = output_console(stderr=True)
 
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:
@@ -26,22 +27,35 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _target_help() -> str:
+    from benchmarks.targets.registry import TARGET_FORMS
+
+    return f"where to measure: {TARGET_FORMS}; repeat for a fleet run in parallel (default: local)"
+
+
 def bench_command(
     builds: Annotated[list[Path], typer.Argument(help="build directories (manifest.json) or .param files")],
     target: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--target",
-            "-t",
-            help="local, ssh://user@host[:port], adb[://serial], qemu-aarch64; repeat for a fleet",
-        ),
+        list[str] | None, typer.Option("--target", "-t", metavar="<target>", help=_target_help())
     ] = None,
     precision: Annotated[
-        str, typer.Option(help="precisions to measure, e.g. fp32,fp16,int8")
-    ] = "fp32,fp16,int8",
-    threads: Annotated[str, typer.Option(help="thread counts, e.g. 1,2,4")] = "1,2,4",
-    loops: Annotated[int, typer.Option(help="timed inferences per configuration")] = 100,
-    warmup: Annotated[int, typer.Option(help="untimed inferences first")] = 10,
+        str | None,
+        typer.Option(
+            help=f"precisions to measure, a subset of {','.join(PRECISIONS)} (default: all a build has)"
+        ),
+    ] = None,
+    threads: Annotated[
+        str | None,
+        typer.Option(
+            help="thread counts, e.g. 1,2 (default: 1,2,4 up to the target's cores; 1 on an emulated target)"
+        ),
+    ] = None,
+    loops: Annotated[
+        int | None, typer.Option(help="timed inferences per configuration (default: 100; 3 emulated)")
+    ] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help="untimed inferences first (default: 10; 1 emulated)")
+    ] = None,
     shape: Annotated[
         str | None, typer.Option(help="input shape C,H,W for a .param whose Input layer has none")
     ] = None,
@@ -56,8 +70,10 @@ def bench_command(
     force: Annotated[bool, typer.Option("--force", help="overwrite --csv/--plot files")] = False,
 ) -> None:
     """Measure load time, latency, FPS, peak memory and size of builds on one or more targets."""
-    from benchmarks.harness import BenchConfig, run_benchmarks
-    from benchmarks.report import print_report, to_json, write_csv_file, write_plot
+    from benchmarks.estimate import estimate_line
+    from benchmarks.harness import BenchConfig, resolve_builds, run_benchmarks
+    from benchmarks.plot import write_plot
+    from benchmarks.report import print_report, to_json, write_csv_file
     from benchmarks.targets.registry import parse_targets
 
     for out in (csv_path, plot_path):
@@ -68,14 +84,20 @@ def bench_command(
     if plot_path is not None:
         require_extra("plot", "edgekit bench --plot")
     config = BenchConfig(
-        precisions=tuple(p.strip() for p in precision.split(",") if p.strip()),
-        threads=_int_list(threads, "--threads"),
+        precisions=tuple(p.strip() for p in precision.split(",") if p.strip()) if precision else None,
+        threads=_int_list(threads, "--threads") if threads else None,
         loops=loops,
         warmup=warmup,
         runner=runner,
         shape=_int_list(shape, "--shape") if shape else None,
     )
     targets = parse_targets(target or [])
+    if any(t.emulated for t in targets):  # minutes per run: say how many before starting
+        with tempfile.TemporaryDirectory(prefix="edgekit-estimate-") as tmp:
+            models = resolve_builds(builds, config, Path(tmp))[0]
+            lines = [line for t in targets if (line := estimate_line(t, models, config))]
+        for line in lines:
+            err_console.print(f"estimate: {line}; --loops/--threads change it", highlight=False)
     with err_console.status("benchmarking", spinner="dots") as status:
         report = run_benchmarks(
             builds, targets, config, progress=lambda name, msg: status.update(f"{name}: {msg}")
@@ -83,8 +105,7 @@ def bench_command(
     if as_json:
         print(to_json(report))
     else:
-        # a pipe gets the full table width, not rich's 80-column default
-        print_report(report, Console() if sys.stdout.isatty() else Console(width=200))
+        print_report(report, output_console())
     if csv_path is not None:
         write_csv_file(report, csv_path)
     if plot_path is not None and report.results:

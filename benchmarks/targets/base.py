@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 class TargetError(Exception):
@@ -25,6 +26,22 @@ class RunResult:
     stderr: str
 
 
+@dataclass(frozen=True)
+class TimingDefaults:
+    """What ``bench`` measures on a target when the user does not say.
+
+    ``threads`` None means 1, 2 and 4 threads, capped at the target's core count.
+    """
+
+    loops: int = 100
+    warmup: int = 10
+    threads: tuple[int, ...] | None = None
+
+    def describe(self) -> str:
+        threads = ",".join(map(str, self.threads)) if self.threads else "1,2,4 up to the cores"
+        return f"threads {threads}, {self.warmup} warm-up + {self.loops} timed inferences"
+
+
 class Target(abc.ABC):
     """A device that benchmarks run on."""
 
@@ -32,6 +49,8 @@ class Target(abc.ABC):
     name: str
     #: True where timings are not real speed figures (QEMU)
     emulated: bool = False
+    #: loops, warm-up and threads used when ``bench`` is not told
+    timing_defaults: ClassVar[TimingDefaults] = TimingDefaults()
 
     def __enter__(self) -> Target:
         self.open()

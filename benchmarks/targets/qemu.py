@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.targets.base import TargetError
+from benchmarks.targets.base import TargetError, TimingDefaults
 from benchmarks.targets.local import LocalTarget
 from converters.sources import SourceError, debian_mirror
 
@@ -153,6 +153,9 @@ class QemuTarget(LocalTarget):
 
     emulated = True
     workdir_prefix = "edgekit-bench-qemu-"
+    #: an emulated inference takes seconds (11-38 s for NanoDet-Plus-m 416): the figures only
+    #: prove the ARM code paths, so a few runs at one thread are enough
+    timing_defaults = TimingDefaults(loops=3, warmup=1, threads=(1,))
 
     def __init__(self, cache: Path | None = None, cpu: str = "max", name: str = "qemu-aarch64") -> None:
         super().__init__(name)

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True)
+from edge.console import output_console
+
+console = output_console(stderr=True)
 
 
 def calibrate_command(
@@ -19,7 +20,12 @@ def calibrate_command(
     images: Annotated[Path, typer.Option("--images", help="folder of calibration images")],
     out: Annotated[Path, typer.Option("-o", "--out", help="table file to write")],
     method: Annotated[str, typer.Option(help="kl | aciq | eq | search")] = "kl",
-    num: Annotated[int | None, typer.Option("--num", help="use at most N images (sorted by name)")] = None,
+    num: Annotated[
+        int | None, typer.Option("--calib-num", help="use the first N images by name (default: all)")
+    ] = None,
+    old_num: Annotated[
+        int | None, typer.Option("--num", hidden=True, help="old spelling of --calib-num")
+    ] = None,
     threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing table")] = False,
 ) -> None:
@@ -30,6 +36,9 @@ def calibrate_command(
     from edge.errors import EdgekitError
     from edge.runtime.resolve import locate_model
 
+    if old_num is not None and num is not None and old_num != num:
+        raise EdgekitError("--num is the old spelling of --calib-num: give one of them")
+    num = num if num is not None else old_num
     refuse_overwrite(out, force)
     located = locate_model(build)
     if located.manifest is None:

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from edge.console import output_console
 from edge.decoders.registry import choices_help
 
-console = Console(stderr=True)
+console = output_console(stderr=True)
+#: images parity is checked on by default (converters.parity.DEFAULT_VERIFY_IMAGES; not imported
+#: here, so the CLI starts without the 'convert' extra)
+DEFAULT_VERIFY_IMAGES = 16
 
 
 def convert_command(
@@ -21,11 +24,29 @@ def convert_command(
     input_shape: Annotated[
         str | None, typer.Option("--input-shape", help="static input shape, e.g. 1,3,416,416")
     ] = None,
-    preset: Annotated[str, typer.Option(help=choices_help("auto", "none"))] = "auto",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="decoder preset: auto (recognised from the graph), none (no decoder) or one of: "
+            + choices_help()
+        ),
+    ] = "auto",
     fp16: Annotated[bool, typer.Option("--fp16/--no-fp16", help="also write an fp16 build")] = True,
     verify_images: Annotated[
-        Path | None, typer.Option("--verify-images", help="images to check parity on (default: random)")
+        Path | None,
+        typer.Option(
+            "--verify-images",
+            help="folder of images to check parity on (default: seeded random pixels, which say little"
+            " about INT8 on real images)",
+        ),
     ] = None,
+    verify_num: Annotated[
+        int,
+        typer.Option(
+            "--verify-num",
+            help="check parity on the first N images of --verify-images by name (0 = all)",
+        ),
+    ] = DEFAULT_VERIFY_IMAGES,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="fail on a parity miss")] = True,
     force: Annotated[bool, typer.Option("--force", help="replace an existing build directory")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout")] = False,
@@ -33,7 +54,8 @@ def convert_command(
     calib: Annotated[Path | None, typer.Option("--calib", help="calibration images for --int8")] = None,
     method: Annotated[str, typer.Option(help="INT8 thresholds: kl | aciq | eq | search")] = "search",
     calib_num: Annotated[
-        int | None, typer.Option("--calib-num", help="use at most N calibration images")
+        int | None,
+        typer.Option("--calib-num", help="use the first N calibration images by name (default: all)"),
     ] = None,
     keep_float: Annotated[
         list[str] | None, typer.Option("--keep-float", help="keep this layer in fp16 (repeatable)")
@@ -45,6 +67,14 @@ def convert_command(
             help="keep the fewest most sensitive layers in fp16 to reach this output cosine (0 = off)",
         ),
     ] = 0.999,
+    max_keep_float: Annotated[
+        int,
+        typer.Option(
+            "--max-keep-float",
+            help="--auto-keep-float keeps at most N layers in fp16; the summary says when the target is"
+            " not reached",
+        ),
+    ] = 16,  # converters.int8_tuning.AUTO_MAX_KEPT (not imported: the CLI starts without the extra)
     float_depthwise: Annotated[
         bool, typer.Option("--float-depthwise", help="keep depthwise convs in fp16 (faster INT8 on x86)")
     ] = False,
@@ -63,18 +93,35 @@ def convert_command(
     require_extra("convert", "edgekit convert")
     from converters.convert import Int8Options, convert_onnx
     from converters.onnx_check import parse_shape
+    from converters.progress import StepLines
     from edge.errors import EdgekitError
 
+    from edge.decoders.registry import find_preset
+
     shape = parse_shape(input_shape) if input_shape else None
+    if preset not in ("auto", "none"):
+        find_preset(preset)  # an unknown name fails here, before any work
+    if not model.is_file():
+        raise EdgekitError(f"ONNX file not found: {model}")
+    if verify_num < 0:
+        raise EdgekitError(f"--verify-num takes a number of images (0 = all), got {verify_num}")
     if int8 and calib is None:
         raise EdgekitError("--int8 needs --calib DIR (calibration images)")
     if calib is not None and not int8:
         raise EdgekitError("--calib is only used with --int8")
     if not 0.0 <= auto_keep_float < 1.0:
         raise EdgekitError(f"--auto-keep-float takes a cosine target in [0, 1), got {auto_keep_float}")
+    if max_keep_float < 0:
+        raise EdgekitError(f"--max-keep-float takes a number of layers (0 or more), got {max_keep_float}")
     int8_options = (
         Int8Options(
-            calib, method, calib_num, list(keep_float or []), auto_keep_float or False, float_depthwise
+            calib,
+            method,
+            calib_num,
+            list(keep_float or []),
+            auto_keep_float or False,
+            float_depthwise,
+            max_keep_float,
         )
         if int8
         else None
@@ -87,10 +134,11 @@ def convert_command(
             preset=preset,
             fp16=fp16,
             verify_images=verify_images,
+            verify_num=verify_num,
             verify=verify,
             force=force,
             int8=int8_options,
-            progress=lambda msg: status.update(msg),
+            progress=status.update if console.is_terminal else StepLines(),
             cut_at=[n.strip() for n in cut_outputs.split(",") if n.strip()] if cut_outputs else None,
         )
     manifest = result.manifest
@@ -111,13 +159,14 @@ def convert_command(
             for name, b in manifest.builds.items()
         },
         "notes": manifest.notes,
+        "parity_inputs": result.parity_inputs,
         **({"conversion": manifest.conversion} if manifest.conversion else {}),
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
     }
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    table = Table(title=f"{build_dir}  (preset: {summary['preset'] or 'none'})")
+    table = Table()
     for col in ("build", "size", "cosine", "max abs", "parity"):
         table.add_column(col, justify="right" if col != "build" else "left")
     for name, b in manifest.builds.items():
@@ -129,8 +178,15 @@ def convert_command(
             f"{p.max_abs:.3g}" if p else "-",
             ("[green]ok[/]" if p.passed else "[red]MISS[/]") if p else "-",
         )
-    out_console = Console()
+    out_console = output_console()
+    out_console.print(f"{build_dir}  (preset: {summary['preset'] or 'none'})", highlight=False)
     out_console.print(table)
+    out_console.print(f"parity checked on {result.parity_inputs}", highlight=False)
+    if "int8" in manifest.builds and verify_images is None:
+        out_console.print(
+            "note: INT8 parity was checked on random pixels only; --verify-images DIR checks it on real images",
+            highlight=False,
+        )
     int8_details = manifest.builds["int8"].details if "int8" in manifest.builds else None
     if int8_details:
         kept = int8_details.get("kept_float", {})
@@ -139,8 +195,12 @@ def convert_command(
             f" quantized, {len(kept)} kept in fp16, {int8_details.get('equalized_blobs', 0)} blobs"
             f" equalized; table {int8_details.get('table')}"
         )
+        if int8_details.get("auto_keep_float_note"):
+            out_console.print(f"int8 {int8_details['auto_keep_float_note']}", highlight=False)
         if int8_details.get("speed_note"):
-            out_console.print(f"int8: {int8_details['speed_note']}")
+            out_console.print(f"int8 speed: {int8_details['speed_note']}", highlight=False)
+    speed_note = int8_details.get("speed_note") if int8_details else None
     for note in manifest.notes:
-        out_console.print(f"note: {note}")
-    out_console.print(f"manifest: {result.manifest_path}  ({result.timings['total']:.1f} s)")
+        if note != speed_note:  # printed once, above
+            out_console.print(f"note: {note}", highlight=False)
+    out_console.print(f"manifest: {result.manifest_path}  ({result.timings['total']:.1f} s)", highlight=False)

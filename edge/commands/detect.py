@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from edge.atomic import refuse_overwrite, write_json
-from edge.decoders.registry import choices_help, layouts_help
+from edge.console import output_console
+from edge.decoders.registry import layouts_help, preset_defaults_help, preset_help
 from edge.draw import draw_detections
 from edge.errors import EdgekitError
+from edge.manifest import PRECISIONS
 from edge.media import AtomicVideoWriter, MediaItem, collect_media, read_image, video_frames, write_image
 from edge.runtime.detector import Detector
 
-console = Console(stderr=True)
+console = output_console(stderr=True)
 
 
 def output_paths(item: MediaItem, out_dir: Path) -> tuple[Path, Path]:
@@ -82,13 +83,31 @@ def detect_command(
         "detections"
     ),
     precision: Annotated[
-        str | None, typer.Option(help="fp32 | fp16 | int8 (default: fp32 if present)")
+        str | None, typer.Option(help=f"{' | '.join(PRECISIONS)} (default: fp32 if the build has it)")
     ] = None,
-    preset: Annotated[str, typer.Option(help=choices_help("auto"))] = "auto",
-    score: Annotated[float | None, typer.Option(help="score threshold (default: the manifest's)")] = None,
-    nms: Annotated[float | None, typer.Option(help="NMS IoU threshold (default: the manifest's)")] = None,
-    max_det: Annotated[int | None, typer.Option("--max-det", help="most detections per image")] = None,
-    threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
+    preset: Annotated[str, typer.Option(help=preset_help())] = "auto",
+    score: Annotated[
+        float | None,
+        typer.Option(
+            help=f"score threshold (default: the manifest's; {preset_defaults_help('score_threshold')})"
+        ),
+    ] = None,
+    nms: Annotated[
+        float | None,
+        typer.Option(
+            help=f"NMS IoU threshold (default: the manifest's; {preset_defaults_help('nms_threshold')})"
+        ),
+    ] = None,
+    max_det: Annotated[
+        int | None,
+        typer.Option(
+            "--max-det",
+            help=f"most detections per image (default: the manifest's; {preset_defaults_help('max_detections')})",
+        ),
+    ] = None,
+    threads: Annotated[
+        int, typer.Option(help="ncnn threads (1 gives steady timings; try your core count)")
+    ] = 1,
     layout: Annotated[str, typer.Option(help=layouts_help())] = "auto",
     size: Annotated[
         int | None, typer.Option(help="input size of a bare .param (default: from its name)")

@@ -7,19 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edge.coco_eval import EvalResult, evaluate, load_coco
-from edge.decoders.registry import choices_help, layouts_help
+from edge.console import output_console
+from edge.decoders.registry import layouts_help, preset_help
 from edge.errors import EdgekitError
 from edge.extras import require_extra
 from edge.manifest import GENERATED_WEIGHTS_NOTE, PRECISIONS
 from edge.runtime.detector import Detector
 from edge.runtime.resolve import build_precisions, locate_model
 
-err_console = Console(stderr=True)
+err_console = output_console(stderr=True)
 
 
 def parse_precisions(text: str | None) -> list[str] | None:
@@ -68,15 +68,18 @@ def eval_command(
     coco: Annotated[Path, typer.Option("--coco", help="COCO instances JSON")],
     images: Annotated[Path, typer.Option("--images", help="folder holding the annotated images")],
     precision: Annotated[
-        str | None, typer.Option(help="fp32,fp16,int8 subset (default: every precision a build holds)")
+        str | None,
+        typer.Option(help=f"a subset of {','.join(PRECISIONS)} (default: every precision a build holds)"),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
-    preset: Annotated[str, typer.Option(help=choices_help("auto"))] = "auto",
+    preset: Annotated[str, typer.Option(help=preset_help())] = "auto",
     size: Annotated[
         int | None, typer.Option(help="input size of a bare .param (default: from its name)")
     ] = None,
     layout: Annotated[str, typer.Option(help=layouts_help())] = "auto",
-    threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
+    threads: Annotated[
+        int, typer.Option(help="ncnn threads (1 gives steady timings; try your core count)")
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON on stdout")] = False,
 ) -> None:
     """COCO mAP of each build in each precision, in one table."""
@@ -117,6 +120,6 @@ def eval_command(
             json.dumps({"results": [r.to_dict() for r in results]} | ({"notes": notes} if notes else {}))
         )
     else:
-        Console().print(results_table(results))
+        output_console().print(results_table(results))
     for note in notes:
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -130,6 +130,23 @@ def choices_help(*leading: str) -> str:
     return " | ".join([*leading, *preset_names()])
 
 
+def preset_help() -> str:
+    """CLI help text of ``--preset`` for commands that decode (the default, auto, is shown by the CLI)."""
+    return (
+        f"decoder preset of a bare .param: {choices_help()}; auto takes the manifest's, else guesses from"
+        " the output names"
+    )
+
+
 def layouts_help() -> str:
-    """CLI help text listing every layout."""
-    return "output layout: auto (the manifest's, else detected) | " + " | ".join(layout_names())
+    """CLI help text listing every layout (the default, auto, is shown by the CLI)."""
+    return "output layout: " + " | ".join(layout_names()) + "; auto takes the manifest's, else detects it"
+
+
+def preset_defaults_help(attribute: str) -> str:
+    """``"100 for nanodet-plus, nanodet-m; 200 for ssd-resnet34"``: a preset default, preset by preset."""
+    by_value: dict[object, list[str]] = {}
+    for family in families():
+        for preset in family.presets:
+            by_value.setdefault(getattr(preset, attribute), []).append(preset.name)
+    return "; ".join(f"{value} for {', '.join(names)}" for value, names in by_value.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from os import PathLike
@@ -22,3 +23,15 @@ def run_edgekit(
         timeout=timeout,
         env=env,
     )
+
+
+PROGRESS_LINE = re.compile(r"^edgekit: \[\s*\d+\.\d s\] ")
+
+
+def message_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` other than progress lines (``edgekit: [  1.2 s] step``).
+
+    Off a terminal, long commands log one progress line per step on stderr; a failure must
+    still end in exactly one message line.
+    """
+    return [line for line in stderr.strip().splitlines() if line and not PROGRESS_LINE.match(line)]
