@@ -94,9 +94,8 @@ def convert_command(
     from converters.convert import Int8Options, convert_onnx
     from converters.onnx_check import parse_shape
     from converters.progress import StepLines
-    from edge.errors import EdgekitError
-
     from edge.decoders.registry import find_preset
+    from edge.errors import EdgekitError
 
     shape = parse_shape(input_shape) if input_shape else None
     if preset not in ("auto", "none"):
