@@ -75,31 +75,31 @@ def _check_distribution(ctx: LayoutContext) -> None:
     expect(ctx.config.distances in (None, "distribution"), "distances are integrated in this model")
 
 
-def parse_single(outputs: Mapping[str, np.ndarray], ctx: LayoutContext) -> Parsed:
-    """One ``N x K`` output, sigmoid scores then bin logits per row."""
+def _single_head(
+    outputs: Mapping[str, np.ndarray], ctx: LayoutContext, channels_first: bool, logits: bool
+) -> Parsed:
+    """One output holding every location: ``N x K`` (rows) or ``K x N`` (channels first)."""
     expect(len(outputs) == 1, f"needs one output, got {len(outputs)}")
     _check_distribution(ctx)
     name, array = next(iter(outputs.items()))
     array = squeeze(array, 2)
     c, k, levels = _sizes(ctx)
     n = sum(h * w for _, h, w in levels)
-    expect(array.shape == (n, k), f"needs shape {n}x{k}, got {shape_text(array)}")
-    head = DenseHead(array[:, :c], _logits(ctx, False), array[:, c:], tuple(levels))
+    want = (k, n) if channels_first else (n, k)
+    expect(array.shape == want, f"needs shape {want[0]}x{want[1]}, got {shape_text(array)}")
+    rows = array.T if channels_first else array  # a view: the decoder reads class-major scores as they are
+    head = DenseHead(rows[:, :c], _logits(ctx, logits), rows[:, c:], tuple(levels))
     return _parsed(head, {"head": name})
+
+
+def parse_single(outputs: Mapping[str, np.ndarray], ctx: LayoutContext) -> Parsed:
+    """One ``N x K`` output, sigmoid scores then bin logits per row."""
+    return _single_head(outputs, ctx, channels_first=False, logits=False)
 
 
 def parse_single_chw(outputs: Mapping[str, np.ndarray], ctx: LayoutContext) -> Parsed:
     """One ``K x N`` output (channels first), raw logits."""
-    expect(len(outputs) == 1, f"needs one output, got {len(outputs)}")
-    _check_distribution(ctx)
-    name, array = next(iter(outputs.items()))
-    array = squeeze(array, 2)
-    c, k, levels = _sizes(ctx)
-    n = sum(h * w for _, h, w in levels)
-    expect(array.shape == (k, n), f"needs shape {k}x{n}, got {shape_text(array)}")
-    rows = array.T  # a view: the decoder reads class-major scores without a copy
-    head = DenseHead(rows[:, :c], _logits(ctx, True), rows[:, c:], tuple(levels))
-    return _parsed(head, {"head": name})
+    return _single_head(outputs, ctx, channels_first=True, logits=True)
 
 
 def parse_strides(outputs: Mapping[str, np.ndarray], ctx: LayoutContext) -> Parsed:
