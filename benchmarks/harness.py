@@ -1,10 +1,11 @@
 """Benchmark ncnn builds on one or more targets and gather one report.
 
 The harness resolves each BUILD (an edgekit build directory or a bare ``.param``) into the
-models to measure and hands them to a :class:`benchmarks.runners.Runner` on every target:
-edgekit's board runner (:mod:`edge.board.runner`) or a user-supplied benchncnn-compatible
-binary. Targets run in parallel, one thread each (a fleet); a target that fails mid-run keeps
-the results it already produced and adds an entry to ``errors``.
+models to measure and hands them to a :class:`benchmarks.runners.Runner` on every target,
+chosen per target once it is open (``--runner auto``: edgekit's Python board runner where the
+target has python3 with ncnn, else the native ``edgekit-runner``). Targets run in parallel, one
+thread each (a fleet); a target that fails mid-run keeps the results it already produced and
+adds an entry to ``errors``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.runners import BenchModel, LatencyStats, Runner, RunnerFailed, TimingPlan, runner_for
+from benchmarks.runners import (
+    CORES,
+    BenchModel,
+    LatencyStats,
+    Runner,
+    RunnerFailed,
+    TimingPlan,
+    check_runner_choice,
+    choose_runner,
+)
 from benchmarks.targets.base import Target, TargetError, TimingDefaults
 from edge.errors import EdgekitError
 from edge.manifest import PRECISIONS
@@ -40,7 +50,9 @@ class BenchConfig:
     threads: tuple[int, ...] | None = None
     loops: int | None = None
     warmup: int | None = None
-    runner: Path | None = None  # user-supplied benchncnn-compatible binary (adb --runner)
+    #: auto, python, native, or a binary (edgekit-runner or benchncnn-compatible); None = auto
+    runner: str | Path | None = None
+    cores: str = "all"  # all, little or big: ncnn's powersave 0, 1, 2
     shape: tuple[int, ...] | None = None  # CHW or NCHW, for a bare .param without input shape
     timeout: float = 1800.0  # seconds allowed for one runner invocation
     seed: int = 0  # seed of the weights generated for a bare .param
@@ -148,9 +160,18 @@ def _unique_label(label: str, seen: set[str]) -> str:
 
 
 def _input_shape(located: LocatedModel, config: BenchConfig) -> tuple[int, int, int]:
-    """C, H, W: a build's manifest, else ``--shape``, else the bare graph's ``Input`` layer."""
-    if located.manifest is None and config.shape is not None:
-        return _chw(tuple(config.shape), "--shape")
+    """C, H, W: a build's manifest, else ``--shape``, else the bare graph's ``Input`` layer.
+
+    A ``--shape`` that disagrees with the shape the build or its Input layer declares is refused.
+    """
+    given = _chw(tuple(config.shape), "--shape") if config.shape is not None else None
+    if given is not None and located.input_shape is not None and given != tuple(located.input_shape):
+        declared = ",".join(map(str, located.input_shape))
+        raise EdgekitError(
+            f"--shape {','.join(map(str, given))} disagrees with {located.name}'s input shape {declared}"
+        )
+    if given is not None:
+        return given
     if located.input_shape is None:
         param = next(iter(located.files.values()))[0]
         raise EdgekitError(
@@ -202,7 +223,9 @@ def run_benchmarks(
         or (config.threads is not None and (not config.threads or min(config.threads) < 1))
     ):
         raise EdgekitError("loops must be >= 1, warmup >= 0 and thread counts >= 1")
-    runner = runner_for(config.runner)
+    if config.cores not in CORES:
+        raise EdgekitError(f"--cores {config.cores!r}: choose one of {', '.join(CORES)}")
+    check_runner_choice(config.runner)
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise EdgekitError(f"the same target is given twice: {', '.join(names)}")
@@ -212,15 +235,15 @@ def run_benchmarks(
             raise EdgekitError("nothing to benchmark: no build has any of the requested precisions")
         report = BenchReport(notes=notes)
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="bench") as pool:
-            futures = [pool.submit(_TargetRun(t, runner, models, config, progress).run) for t in targets]
+            futures = [pool.submit(_TargetRun(t, models, config, progress).run) for t in targets]
             outcomes = [f.result() for f in futures]
-        for target, (info, results, errors) in zip(targets, outcomes, strict=True):
+        for target, (info, results, errors, note) in zip(targets, outcomes, strict=True):
             report.results.extend(results)
             report.errors.extend(errors)
             if info:
                 report.targets[target.name] = info
-        if runner.note:
-            report.notes.append(runner.note)
+            if note and note not in report.notes:
+                report.notes.append(note)
     return report
 
 
@@ -234,7 +257,7 @@ def timing_plan(config: BenchConfig, defaults: TimingDefaults, cores: int | None
     threads = config.threads or defaults.threads or default_threads(cores)
     loops = defaults.loops if config.loops is None else config.loops
     warmup = defaults.warmup if config.warmup is None else config.warmup
-    return TimingPlan(tuple(threads), loops, warmup, config.timeout)
+    return TimingPlan(tuple(threads), loops, warmup, config.timeout, CORES.get(config.cores, 0))
 
 
 class _TargetRun:
@@ -243,12 +266,12 @@ class _TargetRun:
     def __init__(
         self,
         target: Target,
-        runner: Runner,
         models: list[BenchModel],
         config: BenchConfig,
         progress: ProgressFn | None,
     ):
-        self.target, self.runner, self.models, self.config = target, runner, models, config
+        self.target, self.models, self.config = target, models, config
+        self.runner: Runner | None = None
         self.plan = timing_plan(config, target.timing_defaults, None)
         self.progress = progress or (lambda _t, _m: None)
         self.results: list[BenchResult] = []
@@ -259,19 +282,24 @@ class _TargetRun:
     def say(self, message: str) -> None:
         self.progress(self.target.name, message)
 
-    def run(self) -> tuple[dict[str, Any], list[BenchResult], list[BenchError]]:
+    def run(self) -> tuple[dict[str, Any], list[BenchResult], list[BenchError], str | None]:
         t = self.target
         try:
             self.say("connecting")
             t.open()
         except TargetError as exc:
             self.errors.append(BenchError(t.name, f"cannot open target {t.name}: {exc}"))
-            return self.info, self.results, self.errors
+            return self.info, self.results, self.errors, None
         current: BenchModel | None = None
         try:
-            installed = self.runner.install(t)
+            self.say("choosing the runner")
+            self.runner = runner = choose_runner(self.config.runner, t, self.say)
+            self.say(f"installing the {runner.kind} runner")
+            installed = runner.install(t)
             self.say("probing")
-            self.info = self._describe(self.runner.probe(t, installed, self.plan.timeout))
+            self.info = self._describe(runner.probe(t, installed, self.plan.timeout))
+            self.info["runner"] = runner.kind
+            self.info["cores_used"] = self.config.cores
             cores = self.info.get("cores")
             self.plan = timing_plan(self.config, t.timing_defaults, cores if isinstance(cores, int) else None)
             self.info["plan"] = {"threads": list(self.plan.threads), "loops": self.plan.loops,
@@ -294,7 +322,7 @@ class _TargetRun:
         finally:
             t.close()
         self.say("done")
-        return self.info, self.results, self.errors
+        return self.info, self.results, self.errors, self.runner.note if self.runner else None
 
     def _describe(self, info: dict[str, Any]) -> dict[str, Any]:
         info["emulated"] = bool(self.target.emulated)
@@ -312,13 +340,17 @@ class _TargetRun:
         self.say(
             f"{model.build} {model.precision}: measuring threads {','.join(map(str, self.plan.threads))}"
         )
+        assert self.runner is not None
         try:
             measured = self.runner.measure(self.target, installed, model, self._push, self.plan)
         except RunnerFailed as exc:
+            reason = str(exc)
+            for local, remote in self.pushed.items():  # name the user's files, not their copies
+                reason = reason.replace(remote, str(local))
             self.errors.append(
                 BenchError(
                     self.target.name,
-                    f"{model.build} {model.precision} failed on {self.target.name}: {exc}",
+                    f"{model.build} {model.precision} failed on {self.target.name}: {reason}",
                     model.build,
                     model.precision,
                 )

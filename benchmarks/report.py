@@ -120,6 +120,10 @@ def describe_target(name: str, info: dict) -> str:
         f"ncnn {info.get('ncnn_version')}",
         f"ARM {arm} paths" if arm else "no ARM fp16/dotprod paths",
     ]
+    if info.get("runner"):
+        parts.append(f"{info['runner']} runner")
+    if info.get("cores_used", "all") != "all":
+        parts.append(f"{info['cores_used']} cores only (ncnn powersave)")
     plan = info.get("plan")
     if plan:
         parts.append(f"{plan['warmup']} warm-up + {plan['loops']} timed runs per configuration")
@@ -128,8 +132,11 @@ def describe_target(name: str, info: dict) -> str:
     return f"{name}: " + "; ".join(parts)
 
 
-def print_report(report: BenchReport, console: Console) -> None:
-    """Heading, table (fitted to the console), targets, notes, warnings, errors, then the verdict."""
+def print_report(report: BenchReport, console: Console, errors: Console | None = None) -> None:
+    """Heading, table (fitted to the console), targets, notes, warnings, errors, then the verdict.
+
+    ``errors`` (the CLI's stderr console) receives the error lines instead of ``console``.
+    """
     if report.results:
         table, heading, dropped = fitted_table(report, console.width)
         title = "edgekit bench" + (f": {' on '.join(heading)}" if heading else "")
@@ -148,7 +155,9 @@ def print_report(report: BenchReport, console: Console) -> None:
     if warning:
         console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for err in report.errors:
-        console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True)
+        (errors or console).print(
+            f"[bold red]error:[/] {escape(err.message)}", highlight=False, soft_wrap=True
+        )
     several_builds = len({r.build for r in report.results}) > 1
     for v in verdicts(report):
         line = escape(verdict_line(v, several_builds))

@@ -1,10 +1,15 @@
-"""What measures on a target: edgekit's Python board runner or a benchncnn-compatible binary.
+"""What measures on a target: edgekit's Python board runner, its native runner, or a benchncnn binary.
 
-Both implement :class:`Runner`: installed once per target, they describe the target and time one
+All implement :class:`Runner`: installed once per target, they describe the target and time one
 model at each thread count, so the harness never asks which one it has. The Python runner
-(:mod:`edge.board.runner`) runs the build's own weights with edgekit's runtime policy and reports
-every latency, load time and peak memory; a benchncnn binary (for targets without Python, e.g.
-Android) reports min/mean only and always runs ncnn's default options with generated weights.
+(:mod:`edge.board.runner`) and the native ``edgekit-runner`` (``edge/native``, a static binary for
+boards without Python) print the same JSON, run the build's own weights with edgekit's runtime
+policy and report every latency, load time and peak memory; a benchncnn binary reports min/mean
+only and always runs ncnn's default options with generated weights.
+
+``--runner`` chooses: ``python``, ``native``, ``auto`` (Python where the target has python3 with
+ncnn, else the native runner for the target's architecture, built on demand) or a file: an
+``edgekit-runner`` binary (recognised by its usage text) or a benchncnn-compatible one.
 """
 
 from __future__ import annotations
@@ -23,11 +28,24 @@ from edge.board import runner as board_runner
 from edge.errors import EdgekitError
 
 RUNNER_SOURCE = Path(board_runner.__file__)
-FIX_PYTHON = "install Python 3 on it (e.g. `sudo apt install python3 python3-pip`)"
-FIX_NCNN = "run `python3 -m pip install ncnn numpy` on it"
+FIX_PYTHON = (
+    "install Python 3 on it (e.g. `sudo apt install python3 python3-pip`), or use --runner native "
+    "(no Python needed)"
+)
+FIX_NCNN = "run `python3 -m pip install ncnn numpy` on it, or use --runner native (no Python needed)"
+#: ``--runner`` names; anything else is a path to a binary
+RUNNER_NAMES = ("auto", "python", "native", "app")
+#: ``--cores`` -> ncnn's set_cpu_powersave value (0 all cores, 1 little cluster, 2 big cluster)
+CORES = {"all": 0, "little": 1, "big": 2}
+#: bytes every edgekit-runner binary holds (its usage text); a benchncnn build does not
+NATIVE_MARKER = b"edgekit-runner"
+#: seconds allowed to ask a target whether its python3 has ncnn (minutes under QEMU are possible)
+PYTHON_CHECK_TIMEOUT = 300.0
 
 #: push(local file, suffix) -> its path on the target; pushes each file once per target
 PushFn = Callable[[Path, str], str]
+#: progress(message) while a runner is prepared (e.g. the native runner being compiled)
+SayFn = Callable[[str], None]
 
 
 @dataclass
@@ -62,12 +80,14 @@ class BenchModel:
 
 @dataclass(frozen=True)
 class TimingPlan:
-    """How to time each model: thread counts, timed and warm-up iterations, time allowed per call."""
+    """How to time each model: thread counts, timed and warm-up iterations, time allowed per call,
+    and which cores (ncnn's powersave: 0 all, 1 little, 2 big)."""
 
     threads: tuple[int, ...]
     loops: int
     warmup: int
     timeout: float
+    powersave: int = 0
 
 
 @dataclass
@@ -87,6 +107,8 @@ class RunnerFailed(Exception):
 class Runner(Protocol):
     """Something that times ncnn models on a target."""
 
+    #: short name in reports: python, native or benchncnn
+    kind: str
     #: what the report should say about this runner's numbers, if anything
     note: str | None
 
@@ -105,28 +127,94 @@ class Runner(Protocol):
         ...
 
 
-def runner_for(binary: Path | None) -> Runner:
-    """The Python board runner, or the user's benchncnn-compatible ``binary``."""
-    if binary is None:
+def check_runner_choice(choice: str | Path | None) -> str | Path:
+    """``--runner`` checked on this host before any target is touched: a name or an existing file."""
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str) and choice in RUNNER_NAMES:
+        return choice
+    path = Path(choice)
+    if not path.is_file():
+        raise EdgekitError(
+            f"--runner {choice}: not one of {', '.join(RUNNER_NAMES)} and no such file "
+            "(give an edgekit-runner or benchncnn-compatible binary)"
+        )
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise EdgekitError(f"--runner {choice}: cannot read it ({exc.strerror})") from None
+    if head != b"\x7fELF" and not head.startswith(b"#!"):
+        raise EdgekitError(
+            f"--runner {choice}: not an executable runner (neither an ELF binary nor a #! script)"
+        )
+    return path
+
+
+def is_native_binary(path: Path) -> bool:
+    """True for an ``edgekit-runner`` build (its usage text is in the file), False for benchncnn."""
+    try:
+        return NATIVE_MARKER in Path(path).read_bytes()
+    except OSError:
+        return False
+
+
+def python_has_ncnn(target: Target) -> bool:
+    """Whether ``python3`` on the target imports ncnn and numpy (what the Python runner needs)."""
+    res = target.run(["python3", "-c", "import ncnn, numpy"], timeout=PYTHON_CHECK_TIMEOUT)
+    return res.returncode == 0
+
+
+def choose_runner(choice: str | Path | None, target: Target, say: SayFn | None = None) -> Runner:
+    """The runner for an open ``target``: ``choice`` resolved (auto asks the target)."""
+    choice = check_runner_choice(choice)
+    if choice == "app":  # the Android demo app's benchmark mode, over adb
+        from benchmarks.app_runner import AppRunner
+
+        return AppRunner()
+    if isinstance(choice, Path):
+        return NativeRunner(choice, say) if is_native_binary(choice) else BenchncnnRunner(choice)
+    if choice == "python" or (choice == "auto" and python_has_ncnn(target)):
         return PythonRunner()
-    if not Path(binary).is_file():
-        raise EdgekitError(f"runner binary {binary} does not exist")
-    return BenchncnnRunner(Path(binary))
+    runner = NativeRunner(None, say)
+    if choice == "auto":
+        runner.note = f"{target.name} has no python3 with ncnn: measured with the native edgekit-runner"
+    return runner
 
 
-class PythonRunner:
-    """edgekit's board runner: ``python3 edgekit_runner.py probe|bench`` on the target."""
+def native_runner_for(machine: str, say: SayFn | None = None) -> Path:
+    """The cached native runner for a target whose ``uname -m`` is ``machine``, built on first use."""
+    try:
+        from edge.native.locate import arch_for_machine, runner_path
+    except ImportError as exc:
+        raise TargetError(f"this edgekit has no native runner ({exc})") from None
+    try:
+        arch = arch_for_machine(machine)
+    except EdgekitError as exc:
+        raise TargetError(f"{exc}; use --runner python or a benchncnn binary there") from None
+    try:
+        return Path(runner_path(arch, build=True, progress=say or (lambda _m: None)))
+    except EdgekitError as exc:
+        raise TargetError(f"cannot build the native runner for {arch}: {exc}") from None
 
-    note = None
 
-    def install(self, target: Target) -> str:
-        return target.push(RUNNER_SOURCE, "edgekit_runner.py")
+class JsonRunner:
+    """A runner that answers ``probe`` / ``bench`` with edgekit's one-line JSON (Python or native)."""
+
+    kind = "python"
+    note: str | None = None
+
+    def argv(self, installed: str) -> list[str]:
+        """How to start the installed runner on the target."""
+        raise NotImplementedError
 
     def probe(self, target: Target, installed: str, timeout: float) -> dict[str, Any]:
         try:
-            return self._call(target, installed, ["probe"], timeout=timeout)
+            info = self._call(target, installed, ["probe"], timeout=timeout)
         except RunnerFailed as exc:
-            raise TargetError(f"the runner failed to start on {target.name}: {exc}") from None
+            raise TargetError(f"the {self.kind} runner failed to start on {target.name}: {exc}") from None
+        info.setdefault("runner", self.kind)
+        return info
 
     def measure(
         self, target: Target, installed: str, model: BenchModel, push: PushFn, plan: TimingPlan
@@ -141,8 +229,13 @@ class PythonRunner:
             "--threads", ",".join(map(str, plan.threads)),
             "--loops", str(plan.loops),
             "--warmup", str(plan.warmup),
+            "--powersave", str(plan.powersave),
         ]  # fmt: skip
-        runs = self._call(target, installed, args, timeout=plan.timeout)["runs"]
+        data = self._call(target, installed, args, timeout=plan.timeout)
+        applied = data.get("powersave")  # what ncnn reports back (get_cpu_powersave)
+        if applied is not None and int(applied) != plan.powersave:
+            raise RunnerFailed(f"ncnn kept powersave {applied} instead of {plan.powersave} (--cores)")
+        runs = data["runs"]
         return [
             Measurement(
                 threads=int(run["threads"]),
@@ -154,22 +247,73 @@ class PythonRunner:
         ]
 
     def _call(self, target: Target, installed: str, args: list[str], timeout: float) -> dict[str, Any]:
-        res = target.run(["python3", installed, *args], timeout=timeout)
-        if res.returncode == 127:
-            raise TargetError(f"python3 is not installed on {target.name}: {FIX_PYTHON}")
-        data = _last_json(res.stdout)
-        if data is not None and data.get("error") == "missing_module":
-            raise TargetError(f"Python module {data.get('module')} is missing on {target.name}: {FIX_NCNN}")
-        if res.returncode != 0 or data is None:
-            reason = data.get("message") if data is not None else None
-            raise RunnerFailed(
-                reason or last_line(res.stderr) or last_line(res.stdout) or f"exit code {res.returncode}"
-            )
-        return data
+        return call_json(target, [*self.argv(installed), *args], timeout, self.kind)
+
+
+def call_json(target: Target, argv: list[str], timeout: float, kind: str) -> dict[str, Any]:
+    """Run a JSON runner command on ``target``; its one JSON line, or one clear line of why not.
+
+    :class:`TargetError` when the runner cannot run there at all (no python3, no ncnn module, a
+    binary the target cannot execute); :class:`RunnerFailed` with the runner's own message when it
+    ran and refused (bad layer, truncated .bin, missing image, ...).
+    """
+    res = target.run(argv, timeout=timeout)
+    data = _last_json(res.stdout)
+    if kind == "python" and res.returncode == 127:
+        raise TargetError(f"python3 is not installed on {target.name}: {FIX_PYTHON}")
+    if data is not None and data.get("error") == "missing_module":
+        raise TargetError(f"Python module {data.get('module')} is missing on {target.name}: {FIX_NCNN}")
+    if data is None and res.returncode in (126, 127):
+        reason = last_line(res.stderr) or f"exit code {res.returncode}"
+        raise TargetError(f"the {kind} runner cannot start on {target.name}: {reason}")
+    if res.returncode != 0 or data is None or "error" in data:
+        if data is not None and data.get("message"):
+            kind_of = data.get("error")
+            reason = f"{kind_of} error: {data['message']}" if kind_of else str(data["message"])
+        else:
+            reason = last_line(res.stderr) or last_line(res.stdout) or f"exit code {res.returncode}"
+        raise RunnerFailed(" ".join(reason.split()))
+    return data
+
+
+class PythonRunner(JsonRunner):
+    """edgekit's board runner: ``python3 edgekit_runner.py probe|bench`` on the target."""
+
+    kind = "python"
+
+    def __init__(self) -> None:
+        self.note = None
+
+    def install(self, target: Target) -> str:
+        return target.push(RUNNER_SOURCE, "edgekit_runner.py")
+
+    def argv(self, installed: str) -> list[str]:
+        return ["python3", installed]
+
+
+class NativeRunner(JsonRunner):
+    """The static ``edgekit-runner``: ``binary``, or the build for the target's architecture."""
+
+    kind = "native"
+
+    def __init__(self, binary: Path | None = None, say: SayFn | None = None) -> None:
+        self.binary, self.say = binary, say
+        self.note = None
+
+    def install(self, target: Target) -> str:
+        binary = self.binary or native_runner_for(target.machine(), self.say)
+        remote = target.push(binary, "edgekit-runner")
+        target.make_executable(remote)
+        return remote
+
+    def argv(self, installed: str) -> list[str]:
+        return [installed]
 
 
 class BenchncnnRunner:
     """A user-supplied benchncnn-compatible binary: generated weights, ncnn's default options."""
+
+    kind = "benchncnn"
 
     def __init__(self, binary: Path) -> None:
         self.binary = binary
@@ -212,7 +356,7 @@ class BenchncnnRunner:
                 installed,
                 str(plan.loops),
                 str(threads),
-                "0",
+                str(plan.powersave),
                 "-1",
                 "0",
                 f"param={param}",

@@ -6,37 +6,45 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
 from converters.cut import plan_cut
-from converters.divergence import Divergence, locate_divergence
+from converters.divergence import Divergence, locate_divergence, refusal
+from converters.float_build import simplification_check, write_float_build
+from converters.fp16_repair import rescale_for_fp16
+from converters.fp16_sensitive import fp32_twin, keep_sensitive_layers
 from converters.graph_repair import repair_known_gaps
+from converters.input_options import Preprocessing, apply_preprocessing, guessed_note
 from converters.int8_tuning import AUTO_MAX_KEPT
-from converters.ncnn_graph_check import check_supported
 from converters.ncnn_run import run_outputs
-from converters.onnx_check import graph_outputs, load_onnx, resolve_input_shape
+from converters.ncnn_tidy import user_terms
+from converters.onnx_check import graph_outputs, load_onnx, resolve_input_shape, with_shapes
 from converters.parity import (
     DEFAULT_VERIFY_IMAGES,
-    THRESHOLDS,
     OutputAgreement,
     ParityInputs,
-    compare,
+    abs_error_notes,
     make_inputs,
-    onnxruntime_session,
+    reference_outputs,
     summarise,
 )
-from converters.pnnx_runner import find_pnnx, pnnx_version, run_pnnx
+from converters.pnnx_runner import find_pnnx, pnnx_version
 from converters.preset_detect import detect_preset
+from converters.rank5 import rewrite_rank5
+from converters.report import ConversionReport
 from converters.simplify import simplify
 from converters.zoo import source_weights
-from edge.atomic import refuse_overwrite, staged_directory, write_json
+from edge.atomic import staged_directory, write_json
+from edge.build_guard import check_build_target, check_replaceable
 from edge.checksums import sha256_file
 from edge.decoders import settle_decoder
 from edge.decoders.spec import DecoderSpec
 from edge.errors import ParityError
+from edge.isolate import NativeCrash, run_isolated
 from edge.manifest import (
     GENERATED_WEIGHTS_NOTE,
     MANIFEST_NAME,
@@ -50,6 +58,7 @@ from edge.manifest import (
     input_spec_from_preset,
     manifest_to_dict,
 )
+from edge.runtime.crash_locate import with_crashing_layer
 from edge.runtime.policy import open_build_net
 
 Progress = Callable[[str], None]
@@ -78,6 +87,7 @@ class ConvertResult:
     timings: dict[str, float] = field(default_factory=dict)
     divergence: Divergence | None = None
     parity_inputs: str = ""  # what parity was checked on, e.g. "all 6 images in images/"
+    report: ConversionReport = field(default_factory=ConversionReport)
 
 
 def _tool_versions(pnnx_exe: Path) -> dict[str, str]:
@@ -109,16 +119,32 @@ def measure_parity(
     inputs: ParityInputs,
     references: list[list[np.ndarray]],
 ) -> Parity:
-    """Run the ncnn build on ``inputs`` and compare every output with onnxruntime's."""
+    """Run the ncnn build on ``inputs`` and compare every output with onnxruntime's (in a child:
+    a crash of ncnn is one clear line naming the build, see :func:`edge.isolate.run_isolated`)."""
+    args = (param, binf, precision, spec, outputs, inputs, references)
+    try:
+        return run_isolated(f"ncnn (loading and running the {precision} build)", _measure_parity, *args)
+    except NativeCrash as crash:
+        tensor = inputs.tensors[0][0]
+        raise with_crashing_layer(crash, param, binf, precision, spec.ncnn_name, tensor) from None
+
+
+def _measure_parity(
+    param: Path,
+    binf: Path,
+    precision: str,
+    spec: InputSpec,
+    outputs: list[OutputSpec],
+    inputs: ParityInputs,
+    references: list[list[np.ndarray]],
+) -> Parity:
     net = open_build_net(param, binf, precision, input_shapes={spec.ncnn_name: tuple(spec.shape[1:])})
     agreement = {o.name: OutputAgreement() for o in outputs}
     try:
         for tensor, ref in zip(inputs.tensors, references, strict=True):
             got = run_outputs(net, spec.ncnn_name, tensor, [o.ncnn_name for o in outputs])
             for out, r, g in zip(outputs, ref, got, strict=True):
-                cos, err = compare(r, g)
-                a = agreement[out.name]
-                a.cosine, a.max_abs = min(a.cosine, cos), max(a.max_abs, err)
+                agreement[out.name].add(r, g)
     finally:
         net.clear()
     return summarise(agreement, inputs, precision)
@@ -232,13 +258,16 @@ def convert_onnx(
     int8: Int8Options | None = None,
     progress: Progress | None = None,
     cut_at: list[str] | None = None,
+    preprocessing: Preprocessing | None = None,
 ) -> ConvertResult:
     """Convert ``onnx_path`` into a verified build directory ``out_dir``; see the module doc."""
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     out_dir = Path(out_dir)
-    refuse_overwrite(out_dir, force)
+    # inputs of this run that --force must never delete with the directory it replaces
+    protected = [Path(p) for p in (onnx_path, verify_images, int8.calib_images if int8 else None) if p]
+    check_build_target(out_dir, force, protected)
     pnnx_exe = find_pnnx()
     if int8 is not None:  # an empty or missing calibration folder fails now, not after the float builds
         from converters.calibration import list_images
@@ -253,43 +282,65 @@ def convert_onnx(
     say("simplifying with onnxsim")
     simplified = simplify(model, input_name, shape)
     simplified, repairs = repair_known_gaps(simplified)
+    simplified, rewritten = rewrite_rank5(simplified)
+    report = ConversionReport(repairs=repairs + rewritten)
     timings["check_simplify"] = time.perf_counter() - clock
 
-    onnx_outputs = graph_outputs(simplified)
+    # output shapes as the user's file really gives them (declared dims may be names, -1, 0 or absent)
+    probe = reference_outputs(model, input_name, [np.zeros(shape, np.float32)])[0]
+    onnx_outputs = with_shapes(graph_outputs(simplified), [p.shape for p in probe])
     found, decoder, meanings = detect_preset(preset, onnx_outputs, shape)
     if cut is not None:
         cut.replaced_by = decoder.family if decoder is not None else None
-    spec = _input_spec(input_name, shape, found)
-    reference_session = onnxruntime_session(simplified)
+    spec, report.preprocessing = apply_preprocessing(
+        _input_spec(input_name, shape, found), preprocessing, found is not None
+    )
     inputs = make_inputs(spec, verify_images, verify_num)
     say(f"checking parity on {inputs.describe()}")
-    references = [reference_session.run(None, {input_name: t}) for t in inputs.tensors]
+    # the reference is the user's own graph (after a cut), never edgekit's simplified one
+    references = reference_outputs(model, input_name, inputs.tensors)
     outputs = [
         OutputSpec(name=o.name, ncnn_name=f"out{i}", shape=[int(d) for d in o.shape], meaning=meanings[i])
         for i, o in enumerate(onnx_outputs)
     ]
-    onnx_ops = {n.op_type for n in simplified.graph.node}
+    fp16_graph, rescaled = rescale_for_fp16(simplified) if fp16 else (simplified, [])
+    report.repairs += rescaled
 
     builds: dict[str, Artifact] = {}
-    divergence = None
-    with staged_directory(out_dir, force) as stage:
+    divergence = None  # of the first build that misses parity and where one is found
+    with staged_directory(out_dir, force, lambda target: check_replaceable(target, protected)) as stage:
         work = stage / ".work"
         for precision in ("fp32", "fp16") if fp16 else ("fp32",):
             say(f"converting {precision} with pnnx")
             t0 = time.perf_counter()
-            produced = run_pnnx(simplified, shape, work / precision, fp16=precision == "fp16")
-            check_supported(produced.param, onnx_ops)
-            param, binf = stage / f"model.{precision}.param", stage / f"model.{precision}.bin"
-            shutil.move(produced.param, param)
-            shutil.move(produced.bin, binf)
+            graph = fp16_graph if precision == "fp16" else simplified
+            param, binf = write_float_build(graph, shape, stage, precision, Path(onnx_path), report)
             timings[f"pnnx_{precision}"] = time.perf_counter() - t0
             say(f"verifying {precision} against onnxruntime")
             t0 = time.perf_counter()
-            parity = measure_parity(param, binf, precision, spec, outputs, inputs, references)
+            with user_terms(stage, Path(onnx_path)):
+                parity = measure_parity(param, binf, precision, spec, outputs, inputs, references)
             timings[f"verify_{precision}"] = time.perf_counter() - t0
-            if not parity.passed and precision == "fp32":
-                say("locating the first divergent layer")
-                divergence = locate_divergence(simplified, input_name, shape, inputs, work / "bisect")
+            fp32_build = stage / "model.fp32.param", stage / "model.fp32.bin"
+            if not parity.passed and precision == "fp16":
+                say("keeping the fp16 build's most rounding-sensitive layers in fp32 storage")
+                fp32_build = fp32_twin(graph, shape, stage, work, bool(rescaled))
+                parity, kept = keep_sensitive_layers(
+                    (param, binf),
+                    fp32_build,
+                    parity,
+                    (spec.ncnn_name, [o.ncnn_name for o in outputs]),
+                    inputs,
+                    references,
+                    partial(measure_parity, param, binf, "fp16", spec, outputs, inputs, references),
+                    work / "fp16_keep",
+                )
+                report.kept_precision += kept
+            if not parity.passed and divergence is None:
+                say(f"locating the first divergent layer of the {precision} build")
+                divergence = locate_divergence(
+                    graph, input_name, shape, inputs, work / "bisect", precision, fp32_build
+                )
             builds[precision] = _build_files(param, binf, parity)
             if decoder is not None and precision == "fp32":
                 decoder = settle_layout(param, binf, spec, outputs, inputs.tensors[0], decoder)
@@ -301,11 +352,9 @@ def convert_onnx(
 
         failed = [p for p, b in builds.items() if not b.parity.passed]
         if failed and verify:
-            worst = builds[failed[0]].parity
-            where = f"; {divergence.describe()}" if divergence else ""
             raise ParityError(
-                f"{failed[0]} build misses parity with onnxruntime: cosine {worst.cosine:.6f} "
-                f"< {THRESHOLDS[failed[0]]}, max abs error {worst.max_abs:.4g}{where}"
+                refusal({p: builds[p].parity for p in failed}, divergence)
+                + simplification_check(references, simplified, input_name, inputs.tensors)
             )
         source = _file_record(Path(onnx_path))
         manifest = Manifest(
@@ -316,13 +365,15 @@ def convert_onnx(
             decoder=decoder,
             artifacts={NCNN: builds},
             tools=_tool_versions(pnnx_exe),
-            conversion={"cut": cut.to_dict()} if cut is not None else {},
-            notes=repairs
+            conversion=({"cut": cut.to_dict()} if cut is not None else {}) | {"report": report.to_dict()},
+            notes=report.notes()
+            + ([note] if (note := guessed_note(spec, report.preprocessing)) else [])
             + ([cut.note()] if cut is not None else [])
             + ([GENERATED_WEIGHTS_NOTE] if weights and weights.startswith("generated") else [])
+            + [note for p, b in builds.items() for note in abs_error_notes(b.parity, p)]
             + [f"{p} build misses parity (kept because of --no-verify)" for p in failed]
             + [b.details["speed_note"] for b in builds.values() if "speed_note" in b.details],
         )
         write_json(stage / MANIFEST_NAME, manifest_to_dict(manifest))
     timings["total"] = time.perf_counter() - clock
-    return ConvertResult(out_dir / MANIFEST_NAME, manifest, timings, divergence, inputs.describe())
+    return ConvertResult(out_dir / MANIFEST_NAME, manifest, timings, divergence, inputs.describe(), report)

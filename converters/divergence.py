@@ -14,11 +14,21 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
+from converters.fp16_repair import ncnn_weight_losses, node_weight_loss
 from converters.ncnn_graph_check import last_layer
 from converters.ncnn_run import run_outputs
-from converters.parity import THRESHOLDS, ParityInputs, compare, onnxruntime_session
+from converters.parity import (
+    THRESHOLDS,
+    OutputAgreement,
+    ParityInputs,
+    judge,
+    onnxruntime_session,
+    parity_miss,
+    sample_labels,
+)
 from converters.pnnx_runner import run_pnnx
 from edge.errors import EdgekitError
+from edge.manifest import Parity
 from edge.runtime.policy import open_build_net
 
 
@@ -32,11 +42,15 @@ class Divergence:
     ncnn_layer: str
     cosine: float
     max_abs: float
+    precision: str = "fp32"
+    cause: str = ""  # e.g. "94.8 % of conv_1's weights underflow fp16"
 
     def describe(self) -> str:
+        why = f"; cause: {self.cause}" if self.cause else ""
         return (
             f"first divergence at ONNX node {self.onnx_node!r} ({self.op_type}, output {self.tensor!r}) "
-            f"= ncnn layer {self.ncnn_layer}: cosine {self.cosine:.6f}, max abs error {self.max_abs:.4g}"
+            f"= ncnn layer {self.ncnn_layer}: {self.precision} cosine {self.cosine:.6f}, max abs error "
+            f"{self.max_abs:.4g}{why}"
         )
 
 
@@ -55,54 +69,90 @@ def _cut(model: onnx.ModelProto, input_name: str, tensor: str) -> onnx.ModelProt
     return onnx.utils.Extractor(inferred).extract_model([input_name], [tensor])
 
 
-def _agreement(sub: onnx.ModelProto, input_name: str, shape: list[int], inputs: ParityInputs, work: Path):
-    """(cosine, max_abs, ncnn layer label) of the cut graph's single output."""
-    produced = run_pnnx(sub, shape, work, fp16=False)
+def _agreement(
+    sub: onnx.ModelProto, input_name: str, shape: list[int], inputs: ParityInputs, work: Path, precision: str
+):
+    """(passed, cosine, max_abs, ncnn layer label) of the cut graph's single output, judged as
+    convert judges a build (:func:`converters.parity.judge`)."""
+    produced = run_pnnx(sub, shape, work, fp16=precision == "fp16")
     ref_session = onnxruntime_session(sub)
-    net = open_build_net(produced.param, produced.bin, "fp32")
-    worst_cos, worst_abs = 1.0, 0.0
+    net = open_build_net(produced.param, produced.bin, precision)
+    agreement = OutputAgreement()
     try:
         for tensor in inputs.tensors[:2]:
             ref = ref_session.run(None, {input_name: tensor})[0]
-            got = run_outputs(net, "in0", tensor, ["out0"])[0]
-            cos, err = compare(ref, got)
-            worst_cos, worst_abs = min(worst_cos, cos), max(worst_abs, err)
+            agreement.add(ref, run_outputs(net, "in0", tensor, ["out0"])[0])
     finally:
         net.clear()
-    return worst_cos, worst_abs, last_layer(produced.param)
+    verdict = judge(agreement, THRESHOLDS[precision], sample_labels(inputs)[:2])
+    return verdict.passed, verdict.cosine, verdict.max_abs, last_layer(produced.param)
 
 
 def locate_divergence(
-    model: onnx.ModelProto, input_name: str, shape: list[int], inputs: ParityInputs, work: Path
+    model: onnx.ModelProto,
+    input_name: str,
+    shape: list[int],
+    inputs: ParityInputs,
+    work: Path,
+    precision: str = "fp32",
+    fp32_build: tuple[Path, Path] | None = None,
 ) -> Divergence | None:
-    """Bisect to the first node whose fp32 ncnn output misses the fp32 parity threshold."""
-    candidates = _candidate_tensors(model)
-    threshold = THRESHOLDS["fp32"]
-    cache: dict[int, tuple[float, float, str]] = {}
+    """Bisect to the first node whose ``precision`` ncnn output misses that precision's threshold.
 
-    def probe(index: int) -> tuple[float, float, str]:
+    For fp16 the cause is named when weights do not survive fp16: the node's (in the ONNX graph, or
+    its ncnn layer in ``fp32_build``, where pnnx has fused BatchNorm into them), else any layer's
+    of ``fp32_build`` (errors upstream grow until a later node misses the threshold)."""
+    candidates = _candidate_tensors(model)
+    cache: dict[int, tuple[bool, float, float, str]] = {}
+
+    def probe(index: int) -> tuple[bool, float, float, str]:
         if index not in cache:
             _node, tensor = candidates[index]
             try:
                 sub = _cut(model, input_name, tensor)
-                cache[index] = _agreement(sub, input_name, shape, inputs, work / f"cut{index}")
+                cache[index] = _agreement(sub, input_name, shape, inputs, work / f"cut{index}", precision)
             except (EdgekitError, ValueError, onnx.checker.ValidationError) as exc:
-                cache[index] = (0.0, float("inf"), f"(cut does not convert: {exc})")
+                cache[index] = (False, 0.0, float("inf"), f"(cut does not convert: {exc})")
         return cache[index]
 
     lo, hi = 0, len(candidates) - 1
-    if hi < 0 or probe(hi)[0] >= threshold:
+    if hi < 0 or probe(hi)[0]:
         return None
     while lo < hi:
         mid = (lo + hi) // 2
-        if probe(mid)[0] >= threshold:
+        if probe(mid)[0]:
             lo = mid + 1
         else:
             hi = mid
     node, tensor = candidates[lo]
-    cos, err, layer = probe(lo)
+    _passed, cos, err, layer = probe(lo)
     with contextlib.suppress(Exception):
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
-    return Divergence(node.name or f"#{lo}", node.op_type, tensor, layer, cos, err)
+    cause = ""
+    if precision == "fp16":
+        cause = node_weight_loss(model, node) or ""
+        if not cause and fp32_build is not None:
+            losses = ncnn_weight_losses(fp32_build, layer.split(" ")[-1])
+            more = f" and {len(losses) - 3} more layers" if len(losses) > 3 else ""
+            cause = "; ".join(losses[:3]) + more
+        if not cause and fp32_build is not None:
+            cause = "no weight of the build underflows or overflows fp16: fp16 rounding, amplified here"
+    return Divergence(node.name or f"#{lo}", node.op_type, tensor, layer, cos, err, precision, cause)
+
+
+def refusal(failed: dict[str, Parity], divergence: Divergence | None) -> str:
+    """The line a parity refusal prints: the first failed build's miss, then a divergence only with
+    the headline of the build it was found in (never fp32's miss followed by fp16's layer)."""
+    first = next(iter(failed))
+    line = parity_miss(first, failed[first])
+    if divergence is None:
+        return line
+    if divergence.precision == first:
+        return f"{line}; {divergence.describe()}"
+    other = parity_miss(divergence.precision, failed[divergence.precision])
+    return (
+        f"{line} (no divergent layer located on the first 2 samples); the "
+        f"{other.replace(' build misses', ' build also misses', 1)}; {divergence.describe()}"
+    )

@@ -10,6 +10,8 @@ Known gaps (pnnx 20261020):
 - Gemm with alpha/beta other than 1 loses them (wrong output size). Folded into B and C.
 - Resize linear with ``asymmetric`` coordinates becomes a half-pixel Interp. Rewritten as
   edge Pad, align-corners Resize to n*s+1, and a Slice back to n*s (identical sampling).
+- Slice with steps > 1 (YOLOX's Focus) becomes ``Tensor.slice``, which has no ncnn layer.
+  Rewritten as 4-D Reshape + unit-step Slice + Reshape (:mod:`converters.strided_slice`).
 
 Not repairable here (parity catches them and names the node): SpaceToDepth (pnnx's Reorg
 orders channels c*b*b + k, ONNX k*C + c, and ncnn has no 5-D reshape to rewrite it with);
@@ -23,6 +25,9 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from converters.report import Repair
+from converters.strided_slice import rewrite_strided_slice
 
 Rewrite = tuple[list[onnx.NodeProto], list[onnx.TensorProto]]
 
@@ -113,7 +118,7 @@ def _resize_asymmetric_linear(ctx: _Context, node: onnx.NodeProto) -> Rewrite | 
         return None
     padded, resized = ctx.fresh(node.output[0]), ctx.fresh(node.output[0])
     pads = ctx.const("pads", np.asarray([0, 0, 0, 0, 0, 0, 1, 1], np.int64))
-    sizes = ctx.const("sizes", np.asarray([src[0], src[1], oh + oh // h, ow + ow // w], np.int64))
+    sizes = ctx.const("sizes", np.asarray([src[0], src[1], oh + 1, ow + 1], np.int64))  # n*s + 1
     starts = ctx.const("starts", np.asarray([0, 0], np.int64))
     ends = ctx.const("ends", np.asarray([oh, ow], np.int64))
     axes = ctx.const("axes", np.asarray([2, 3], np.int64))
@@ -133,11 +138,12 @@ REPAIRS: dict[str, Callable[[_Context, onnx.NodeProto], Rewrite | None]] = {
     "Softmax/LogSoftmax before opset 13 rewritten with explicit 2-D reshape": _softmax_opset11,
     "Gemm alpha/beta folded into its constants": _gemm_alpha_beta,
     "Resize linear/asymmetric rewritten as edge Pad + align-corners Resize + Slice": _resize_asymmetric_linear,
+    "Slice with steps > 1 rewritten as 4-D Reshape + unit-step Slice + Reshape": rewrite_strided_slice,
 }
 
 
-def repair_known_gaps(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """Apply every known repair; returns the (possibly new) model and notes of what changed."""
+def repair_known_gaps(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[Repair]]:
+    """Apply every known repair; returns the (possibly new) model and what changed where."""
     ctx = _Context(model)
     new_nodes: list[onnx.NodeProto] = []
     counts: dict[str, list[str]] = {}
@@ -159,6 +165,4 @@ def repair_known_gaps(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str
     del repaired.graph.node[:]
     repaired.graph.node.extend(new_nodes)
     repaired.graph.initializer.extend(added)
-    notes = [f"repaired: {note} ({', '.join(names[:5])}{'...' if len(names) > 5 else ''})"
-             for note, names in counts.items()]  # fmt: skip
-    return repaired, notes
+    return repaired, [Repair(note, tuple(names)) for note, names in counts.items()]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto
 
+from converters.onnx_attrs import check_attributes
 from edge.errors import EdgekitError
+from edge.options import check_input_shape, parse_input_shape
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)
 
@@ -20,6 +23,7 @@ class TensorInfo:
     name: str
     elem_type: int
     shape: tuple[int | str, ...]
+    upstream_ops: frozenset[str] | None = None  # op types within UPSTREAM_HOPS producers (outputs)
 
     @property
     def is_static(self) -> bool:
@@ -42,8 +46,35 @@ def graph_inputs(model: onnx.ModelProto) -> list[TensorInfo]:
     return [_tensor_info(v) for v in model.graph.input if v.name not in initializers]
 
 
+UPSTREAM_HOPS = 3
+
+
+def _upstream_ops(model: onnx.ModelProto, name: str, hops: int = UPSTREAM_HOPS) -> frozenset[str]:
+    """Op types of the nodes up to ``hops`` producers above tensor ``name`` (family recognition)."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    found: set[str] = set()
+    frontier = [name]
+    for _ in range(hops):
+        nodes = [producers[t] for t in frontier if t in producers]
+        found.update(n.op_type for n in nodes)
+        frontier = [t for n in nodes for t in n.input]
+    return frozenset(found)
+
+
 def graph_outputs(model: onnx.ModelProto) -> list[TensorInfo]:
-    return [_tensor_info(v) for v in model.graph.output]
+    """Graph outputs, each with the op types just above it (what families recognise)."""
+    return [
+        dataclasses.replace(_tensor_info(v), upstream_ops=_upstream_ops(model, v.name))
+        for v in model.graph.output
+    ]
+
+
+def with_shapes(outputs: list[TensorInfo], shapes: list[tuple[int, ...]]) -> list[TensorInfo]:
+    """``outputs`` with the shapes one run produced: every declared dimension form (value, symbolic
+    name, -1, 0, missing) becomes the size the model really gives at the pinned input shape."""
+    return [
+        dataclasses.replace(o, shape=tuple(int(d) for d in s)) for o, s in zip(outputs, shapes, strict=True)
+    ]
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
@@ -64,6 +95,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise EdgekitError(f"{path} fails the ONNX checker: {first}") from None
+    check_attributes(model)
     return model
 
 
@@ -79,34 +111,28 @@ def resolve_input_shape(model: onnx.ModelProto, input_shape: list[int] | None) -
         raise EdgekitError(f"input {info.name!r} is {type_name}; edgekit converts float image inputs")
     if input_shape is None:
         if not info.is_static:
-            shown = "x".join(str(d) for d in info.shape)
+            shown = "x".join(str(d) for d in info.shape) or "of unknown rank"
             raise EdgekitError(
                 f"input {info.name!r} has a dynamic shape {shown}; pass --input-shape, e.g. 1,3,416,416"
             )
         shape = [int(d) for d in info.shape]
     else:
         shape = list(input_shape)
-        if len(shape) != len(info.shape):
+        if info.shape and len(shape) != len(info.shape):
             raise EdgekitError(
                 f"--input-shape has {len(shape)} dims but input {info.name!r} has {len(info.shape)}"
             )
-        for given, declared in zip(shape, info.shape, strict=True):
+        for given, declared in zip(shape, info.shape or shape, strict=True):
             if isinstance(declared, int) and declared != given:
                 raise EdgekitError(
                     f"--input-shape {shape} contradicts the model's fixed input shape {list(info.shape)}"
                 )
     if len(shape) != 4 or shape[0] != 1 or any(d <= 0 for d in shape):
         raise EdgekitError(f"input shape must be 1,C,H,W with positive sizes, got {shape}")
+    check_input_shape(shape, f"input {info.name!r} shape")  # a model may declare an absurd one too
     return info.name, shape
 
 
 def parse_shape(text: str) -> list[int]:
-    """Parse ``1,3,416,416`` (also ``1x3x416x416``) into a list of ints."""
-    parts = text.replace("x", ",").replace(" ", "").strip("[]()").split(",")
-    try:
-        shape = [int(p) for p in parts if p]
-    except ValueError:
-        raise EdgekitError(f"bad --input-shape {text!r}; expected e.g. 1,3,416,416") from None
-    if not shape:
-        raise EdgekitError(f"bad --input-shape {text!r}; expected e.g. 1,3,416,416")
-    return shape
+    """Parse ``1,3,416,416`` (also ``1x3x416x416``): see :func:`edge.options.parse_input_shape`."""
+    return parse_input_shape(text)

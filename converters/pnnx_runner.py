@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shutil
 import signal
@@ -14,7 +13,10 @@ from pathlib import Path
 
 import onnx
 
+from converters.pnnx_support import refuse_unconvertible
+from edge.env import env_path
 from edge.errors import EdgekitError
+from edge.signals import child_command, child_options
 
 #: Highest ONNX IR version the onnxruntime inside pnnx accepts (newer files make it crash).
 PNNX_MAX_IR_VERSION = 13
@@ -32,9 +34,8 @@ class PnnxOutput:
 
 def find_pnnx() -> Path:
     """Path of the pnnx executable: $EDGEKIT_PNNX, the pnnx wheel's binary, or PATH."""
-    override = os.environ.get("EDGEKIT_PNNX")
-    if override:
-        path = Path(override)
+    path = env_path("EDGEKIT_PNNX")
+    if path is not None:
         if not path.is_file():
             raise EdgekitError(f"EDGEKIT_PNNX points to {path}, which does not exist")
         return path
@@ -81,6 +82,7 @@ def _failure_reason(log: str, returncode: int) -> str:
 
 def run_pnnx(model: onnx.ModelProto, input_shape: list[int], workdir: Path, *, fp16: bool) -> PnnxOutput:
     """Convert ``model`` with pnnx inside ``workdir``; every side file stays there too."""
+    refuse_unconvertible(model)
     executable = find_pnnx()
     workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="pnnx-") as tmp:
@@ -104,7 +106,13 @@ def run_pnnx(model: onnx.ModelProto, input_shape: list[int], workdir: Path, *, f
         ]
         try:
             proc = subprocess.run(
-                argv, cwd=scratch, capture_output=True, text=True, errors="replace", timeout=PNNX_TIMEOUT_S
+                child_command(argv),
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=PNNX_TIMEOUT_S,
+                **child_options(),  # killed with edgekit, even by kill -9
             )
         except subprocess.TimeoutExpired:
             raise EdgekitError(f"pnnx did not finish within {PNNX_TIMEOUT_S} s") from None

@@ -7,10 +7,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-import ncnn
 import numpy as np
 
 from edge.board.runner import time_net
+from edge.ncnn.net import input_mat
 from edge.runtime.policy import open_build_net
 
 
@@ -21,7 +21,7 @@ def median_latency_ms(
     """Median latency of one build here, with the runtime policy and the board-side runner's timing loop."""
     net = open_build_net(param, binf, precision, threads=threads)
     data = np.random.default_rng(0).standard_normal(shape[1:]).astype(np.float32)
-    mat = ncnn.Mat(data)
+    mat = input_mat(data)
     try:
         return statistics.median(time_net(net, input_name, mat, outputs, loops, warmup))
     finally:
@@ -74,7 +74,7 @@ def compare_int8_speed(
     """
     nets = {p: open_build_net(*files[p], p, threads=threads) for p in (baseline, "int8")}
     data = np.random.default_rng(0).standard_normal(shape[1:]).astype(np.float32)
-    mat = ncnn.Mat(data)
+    mat = input_mat(data)
     medians: dict[str, list[float]] = {p: [] for p in nets}
     try:
         for net in nets.values():

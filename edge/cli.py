@@ -8,7 +8,6 @@ Errors derived from :class:`edge.errors.EdgekitError` become one red line and a 
 
 from __future__ import annotations
 
-import os
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Annotated, Any
@@ -18,7 +17,9 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from edge.console import output_console
-from edge.errors import EdgekitError
+from edge.env import env_flag
+from edge.errors import SYSTEM_EXIT_CODE, EdgekitError, system_error_message
+from edge.signals import Terminated, exit_by_signal, pending_termination, terminate_as_exception
 
 
 def _tidy(params: list[Any]) -> list[Any]:
@@ -102,20 +103,56 @@ def _register_commands() -> None:
             app.command(entry.name, cls=EdgekitCommand)(entry.load())
 
 
+def _debug() -> bool:
+    """``EDGEKIT_DEBUG=1``: tracebacks for internal errors (any value other than a clear "off" counts)."""
+    try:
+        return env_flag("EDGEKIT_DEBUG")
+    except EdgekitError:
+        return True
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """True when ``exc`` was raised while handling a ``KeyboardInterrupt`` (its cause or context)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+    return False
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         _register_commands()
-        app(prog_name="edgekit")  # also under python -m edge
+        with terminate_as_exception():  # SIGTERM/SIGHUP unwind, so staging and children are cleaned up
+            app(prog_name="edgekit")  # also under python -m edge
+    except Terminated as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        exit_by_signal(exc.signum)
     except EdgekitError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[bold red]error:[/] interrupted")
         sys.exit(130)
+    except SystemExit as exc:
+        if _interrupted(exc):  # Typer turns Ctrl-C into a silent exit 130: say why
+            err_console.print("[bold red]error:[/] interrupted")
+        raise
     except Exception as exc:  # a bug, not bad input: still one line, the traceback on request
-        if os.environ.get("EDGEKIT_DEBUG"):
+        signum = pending_termination()
+        if signum is not None:  # a signal surfaced as another error (a native import it interrupted)
+            err_console.print(f"[bold red]error:[/] {Terminated(signum)}", highlight=False)
+            exit_by_signal(signum)
+        if _debug():
             raise
+        system = system_error_message(exc)  # disk full, permissions, memory, undecodable names
+        if system is not None:
+            err_console.print(f"[bold red]error:[/] {escape(system)}", highlight=False, soft_wrap=True)
+            sys.exit(SYSTEM_EXIT_CODE)
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (set EDGEKIT_DEBUG=1 for the traceback)",
             highlight=False,

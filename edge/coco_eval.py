@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,12 +17,15 @@ from typing import Any
 from edge.atomic import read_json
 from edge.decoders import Detections
 from edge.errors import EdgekitError
+from edge.json_schema import check_against
 from edge.media import read_image
 from edge.runtime.detector import Detector
 
 OFFICIAL_SCORE_THRESHOLD = 0.05
 OFFICIAL_NMS_THRESHOLD = 0.6
 OFFICIAL_MAX_DETECTIONS = 100
+#: JSON Schema of the COCO instances files eval reads
+COCO_SCHEMA = Path(__file__).with_name("coco.schema.json")
 
 
 @dataclass
@@ -63,15 +67,14 @@ def load_coco(annotations: Path, images_dir: Path, limit: int | None = None) -> 
     if not images_dir.is_dir():
         raise EdgekitError(f"image folder not found: {images_dir}")
     data = read_json(annotations, "annotations")
-    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
-        raise EdgekitError(
-            f"{annotations} is not a COCO instances file (needs images, annotations, categories)"
-        )
+    check_coco(data, annotations)
     if limit is not None and limit < 1:
         raise EdgekitError(f"--limit must be at least 1, got {limit}")
     records = data["images"][:limit] if limit else data["images"]
-    if not records:
-        raise EdgekitError(f"{annotations} lists no images")
+    evaluated = {r["id"] for r in records}
+    if not any(a["image_id"] in evaluated for a in data["annotations"]):
+        which = f"the first {len(records)} images" if limit else "its images"
+        raise EdgekitError(f"{annotations}: {which} have no annotations, so mAP is undefined")
     missing = [
         r.get("file_name", "?") for r in records if not (images_dir / str(r.get("file_name", ""))).is_file()
     ]
@@ -86,6 +89,38 @@ def load_coco(annotations: Path, images_dir: Path, limit: int | None = None) -> 
         coco.dataset = data
         coco.createIndex()
     return CocoDataset(coco, images_dir, records)
+
+
+def _first_duplicate(values: list[Any]) -> Any:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+def check_coco(data: Any, path: Path) -> None:
+    """``data`` is a COCO instances file pycocotools can score: schema (:data:`COCO_SCHEMA`), ids
+    unique, categories defined, boxes finite; fills ``area`` (w*h) and ``iscrowd`` (0) when absent.
+
+    Annotations of images the file does not list are allowed (subsets cut from a larger file).
+    """
+    check_against(COCO_SCHEMA, data, f"{path}: COCO")
+    for kind, key in (("images", "id"), ("images", "file_name"), ("annotations", "id"), ("categories", "id")):
+        dup = _first_duplicate([item[key] for item in data[kind]])
+        if dup is not None:
+            raise EdgekitError(f"{path}: {kind} lists {key} {dup!r} twice")
+    categories = {c["id"] for c in data["categories"]}
+    for ann in data["annotations"]:
+        if ann["category_id"] not in categories:
+            raise EdgekitError(
+                f"{path}: annotation {ann['id']} has category {ann['category_id']}, which is not listed"
+            )
+        if not all(math.isfinite(v) for v in ann["bbox"]):
+            raise EdgekitError(f"{path}: annotation {ann['id']} has a box that is not finite: {ann['bbox']}")
+        ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
+        ann.setdefault("iscrowd", 0)
 
 
 def to_coco_results(image_id: int, found: Detections, category_ids: list[int]) -> list[dict[str, Any]]:
@@ -149,10 +184,17 @@ def evaluate(
         results.extend(to_coco_results(record["id"], detector.detect(image), category_ids))
         if progress is not None:
             progress(done)
+    return score_results(dataset, results, detector.name, precision or detector.spec.precision)
+
+
+def score_results(
+    dataset: CocoDataset, results: list[dict[str, Any]], build: str, precision: str
+) -> EvalResult:
+    """The :class:`EvalResult` of COCO-format ``results`` over every image of ``dataset``."""
     stats = coco_metrics(dataset.coco, results, [r["id"] for r in dataset.images])
     return EvalResult(
-        build=detector.name,
-        precision=precision or detector.spec.precision,
+        build=build,
+        precision=precision,
         map=stats[0],
         map50=stats[1],
         map_small=stats[3],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,15 @@ import numpy as np
 
 from edge.atomic import write_bytes
 from edge.errors import EdgekitError
+from edge.paths import native_path, require_utf8
+from edge.quiet import last_words, native_output
+from edge.resources import check_readable_whole
+from edge.staging import staging_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+#: a decoded image can take this many times its (compressed) file's size, and more
+IMAGE_EXPANSION = 20
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,10 @@ def read_image(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise EdgekitError(f"image not found: {path}")
+    check_readable_whole(path, "image", IMAGE_EXPANSION)
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    with native_output():  # libpng / libjpeg warnings
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise EdgekitError(f"cannot read image {path}: not a supported image file or corrupt")
     return image
@@ -92,16 +99,18 @@ def write_image(path: Path, image: np.ndarray) -> None:
 
 def video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
     """An iterator over a video's BGR frames, its frame rate and frame count (estimate)."""
-    capture = cv2.VideoCapture(str(path))
+    with native_output() as said, native_path(path, "video") as name:  # FFmpeg's complaints
+        capture = cv2.VideoCapture(name)
     if not capture.isOpened():
-        raise EdgekitError(f"cannot open video {path}")
+        raise EdgekitError(f"cannot open video {path}{last_words(said)}")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
     def frames() -> Iterator[np.ndarray]:
         try:
             while True:
-                ok, frame = capture.read()
+                with native_output():
+                    ok, frame = capture.read()
                 if not ok:
                     return
                 yield frame
@@ -117,13 +126,10 @@ class AtomicVideoWriter:
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent
-        )
-        os.close(fd)
-        self.tmp = Path(tmp)
+        # .NAME.PID-TOKEN.partial.mp4: removed by the next run (edge.staging.sweep_stale) if we are killed
+        self.tmp = staging_path(self.path, "partial", self.path.suffix)
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, size)
+        self.writer = cv2.VideoWriter(require_utf8(self.tmp, "video"), fourcc, fps, size)
         if not self.writer.isOpened():
             self.abort()
             raise EdgekitError(f"cannot write video {self.path} (no encoder for {self.path.suffix})")

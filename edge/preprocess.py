@@ -8,6 +8,7 @@ Two resize policies, chosen by the manifest's ``input.resize``:
   to a multiple of ``pad_multiple`` with the padding centred (as ncnn's demos do); the
   network then runs at that padded size, which may be smaller than the nominal input.
   ``pad_multiple <= 0`` pads to the full nominal input size instead.
+  The padding is ``pad_value`` grey (0 by default; YOLOv8's is 114).
 
 Both are one ``cv2.warpAffine`` with the matrix ``net = image * scale + pad``, the pixel
 convention of NanoDet's own pipeline (``cv2.warpPerspective`` with that matrix in training and
@@ -100,7 +101,7 @@ def preprocess(image_bgr: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Tran
         (transform.input_width, transform.input_height),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0),
+        borderValue=(spec.pad_value,) * 3,
     )
     if spec.color.upper() == "RGB":
         net = cv2.cvtColor(net, cv2.COLOR_BGR2RGB)

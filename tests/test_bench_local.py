@@ -84,7 +84,7 @@ def test_bad_inputs_are_one_line_errors(int8_param: Path, tmp_path: Path) -> Non
     proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--target", "telnet://x")
     assert proc.returncode == 2 and "unknown target" in proc.stderr
     proc = run_edgekit("bench", str(int8_param), "--shape", "3,416,416", "--precision", "fp8")
-    assert proc.returncode == 2 and "unknown precision" in proc.stderr
+    assert proc.returncode == 2 and "unknown 'fp8'" in proc.stderr
     broken = tmp_path / "broken.param"
     broken.write_text(
         "7767517\n2 2\nInput data 0 1 data 0=8 1=8 2=3\nConvolution c 1 1 data out 0=4 1=3 6=108\n"

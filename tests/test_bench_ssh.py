@@ -96,7 +96,8 @@ def test_ssh_board_without_ncnn_names_the_fix(
     bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S -I "$@"\n')
     bare.chmod(0o755)
     monkeypatch.setenv("EDGEKIT_SSH_PYTHON", str(bare))
-    report = run_benchmarks([int8_param], [parse_target(ssh_env.spec)], BenchConfig(shape=SHAPE))
+    config = BenchConfig(shape=SHAPE, runner="python")  # auto would take the native runner
+    report = run_benchmarks([int8_param], [parse_target(ssh_env.spec)], config)
     assert report.results == []
     (err,) = report.errors
     assert "ncnn is missing" in err.message and "pip install ncnn numpy" in err.message
@@ -106,7 +107,8 @@ def test_ssh_board_without_python(
     ssh_env: SshServer, int8_param: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EDGEKIT_SSH_PYTHON", "/nonexistent/python3")
-    report = run_benchmarks([int8_param], [parse_target(ssh_env.spec)], BenchConfig(shape=SHAPE))
+    config = BenchConfig(shape=SHAPE, runner="python")  # auto would take the native runner
+    report = run_benchmarks([int8_param], [parse_target(ssh_env.spec)], config)
     (err,) = report.errors
     assert "python3 is not installed" in err.message and "apt install python3" in err.message
 

@@ -1,5 +1,6 @@
-"""Model families are plug-ins: a YOLOv8-style family defined only in the tests goes through
-convert (recognised from its ONNX outputs), detect and eval with no change outside its module."""
+"""Model families are plug-ins: a family defined only in the tests (finished detections, K x 6)
+goes through convert (recognised from its ONNX outputs), detect and eval with no change outside
+its module."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.support.cli import run_edgekit
 from tests.support.onnx_graphs import GraphBuilder, save
 
 SIZE = 96
-STRIDES = (8, 16, 32)
+ROWS = 50
 PLUGIN_ENV = {**os.environ, "EDGEKIT_FAMILY_MODULES": "tests.support.toy_family"}
 
 
@@ -32,20 +33,19 @@ def _ground_truth() -> tuple[Path, Path, dict, list[dict]]:
 
 
 def _toy_onnx(path: Path, image: dict, boxes: list[dict]) -> Path:
-    """An ONNX whose only output (bias of a zero-weight Gemm) puts each ground-truth box, in
-    network pixels (stretched to SIZE x SIZE), at its own location with score 0.9."""
-    n = sum((SIZE // s) ** 2 for s in STRIDES)
-    head = np.zeros((4 + 80, n), np.float32)
+    """An ONNX whose only output (bias of a zero-weight Gemm) lists each ground-truth box, in
+    network pixels (stretched to SIZE x SIZE), as one row with score 0.9 and its class."""
+    head = np.zeros((ROWS, 6), np.float32)
     sx, sy = SIZE / image["width"], SIZE / image["height"]
-    for location, a in enumerate(boxes):
+    for row, a in enumerate(boxes):
         x, y, w, h = a["bbox"]
-        head[:4, location] = [(x + w / 2) * sx, (y + h / 2) * sy, w * sx, h * sy]
-        head[4 + COCO_CATEGORY_IDS.index(a["category_id"]), location] = 0.9
+        label = COCO_CATEGORY_IDS.index(a["category_id"])
+        head[row] = [x * sx, y * sy, (x + w) * sx, (y + h) * sy, 0.9, label]
     g = GraphBuilder([1, 3, SIZE, SIZE])
     pooled = g.op("Flatten", [g.op("GlobalAveragePool", ["images"])[0]])[0]
     weights = g.const(np.zeros((3, head.size), np.float32))
     flat = g.op("Gemm", [pooled, weights, g.const(head.ravel())])[0]
-    out = g.op("Reshape", [flat, g.const(np.array([1, 4 + 80, n], np.int64))])[0]
+    out = g.op("Reshape", [flat, g.const(np.array([1, ROWS, 6], np.int64))])[0]
     return save(g.finish([out]), path)
 
 
@@ -56,15 +56,15 @@ def toy_build(tmp_path_factory) -> tuple[Path, dict, list[dict]]:
     onnx_path = _toy_onnx(work / "toy.onnx", image, boxes)
     run = run_edgekit("convert", onnx_path, "-o", work / "build", "--no-fp16", "--json", env=PLUGIN_ENV)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["preset"] == "toyolo"
+    assert json.loads(run.stdout)["preset"] == "toydets"
     return work / "build", image, boxes
 
 
 def test_convert_recognises_the_plugin_and_records_its_layout(toy_build):
     build, _, _ = toy_build
     decoder = json.loads((build / "manifest.json").read_text())["decoder"]
-    assert (decoder["family"], decoder["preset"], decoder["layout"]) == ("toy", "toyolo", "toy-single")
-    assert decoder["roles"] == {"head": "out0"} and decoder["config"] == {"strides": [8, 16, 32]}
+    assert (decoder["family"], decoder["preset"], decoder["layout"]) == ("toy", "toydets", "toy-dets")
+    assert decoder["roles"] == {"detections": "out0"} and decoder["config"] == {"box_format": "xyxy"}
     assert decoder["category_ids"] == list(COCO_CATEGORY_IDS)
 
 
@@ -75,7 +75,7 @@ def test_detect_decodes_with_the_plugin(toy_build):
     run = run_edgekit("detect", build, images / image["file_name"], "-o", out, "--json", env=PLUGIN_ENV)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
-    assert summary["layout"] == "toy-single"
+    assert summary["layout"] == "toy-dets"
     found = sorted(summary["results"][0]["detections"], key=lambda d: d["box"])
     expected = sorted(
         ([x, y, x + w, y + h], COCO_CATEGORY_IDS.index(a["category_id"]))
@@ -102,7 +102,7 @@ def test_cli_help_lists_plugin_presets_and_layouts():
     run = run_edgekit("detect", "--help", env={**PLUGIN_ENV, "COLUMNS": "300"})
     assert run.returncode == 0, run.stderr
     text = " ".join(run.stdout.split())
-    for name in ("nanodet-plus", "nanodet-m", "ssd-resnet34", "toyolo", "toy-single", "nanodet-legacy"):
+    for name in ("nanodet-plus", "nanodet-m", "ssd-resnet34", "yolov8", "yolov8-dfl", "toydets", "toy-dets"):
         assert name in text
 
 
@@ -117,10 +117,11 @@ def test_without_the_plugin_the_build_names_its_family(toy_build):
 
 
 def test_registry_lookups_and_clashes():
-    assert preset_names()[:3] == ["nanodet-plus", "nanodet-m", "ssd-resnet34"]
+    assert preset_names()[:4] == ["nanodet-plus", "nanodet-m", "ssd-resnet34", "yolov8"]
     assert guess_preset(["cls_pred_stride_8", "dis_pred_stride_8"]) == "nanodet-m"
     assert guess_preset(["loc", "conf"]) == "ssd-resnet34"
-    assert guess_preset(["a", "b", "c"]) == "nanodet-plus"  # nobody claims them: the fallback
+    assert guess_preset(["output0"]) == "yolov8"
+    assert guess_preset(["a", "b", "c"]) is None  # nobody claims them: no silent NanoDet-Plus
     family, preset = find_preset("nanodet-m")
     assert family.name == "nanodet" and preset.config.center_offset == 0.5
     with pytest.raises(EdgekitError, match="unknown preset 'yolo'; known presets: "):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.targets.base import RunResult, Target, TargetError
+from edge.env import env_str
 
 DEVICE_TMP = "/data/local/tmp"
 #: seconds allowed for host-side queries (devices, features, connect)
@@ -51,7 +52,7 @@ class AdbDevice:
 
 def find_adb() -> str:
     """The adb client: ``$EDGEKIT_ADB`` or ``adb`` on PATH."""
-    configured = os.environ.get("EDGEKIT_ADB")
+    configured = env_str("EDGEKIT_ADB")
     if configured:
         if not (os.path.isfile(configured) and os.access(configured, os.X_OK)):
             raise TargetError(f"EDGEKIT_ADB={configured} is not an executable adb client")

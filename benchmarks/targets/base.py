@@ -86,3 +86,17 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def pull(self, remote: str, local: Path) -> Path:
         """Copy a target-side file back to ``local``."""
+
+    def make_executable(self, remote: str) -> None:
+        """``chmod +x`` a pushed file (a runner binary)."""
+        res = self.run(["chmod", "+x", remote], timeout=60)
+        if res.returncode != 0:
+            reason = (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]
+            raise TargetError(f"chmod +x {remote} failed on {self.name}: {reason}")
+
+    def machine(self) -> str:
+        """The target's CPU architecture as ``uname -m`` names it (e.g. aarch64, x86_64)."""
+        res = self.run(["uname", "-m"], timeout=60)
+        if res.returncode != 0 or not res.stdout.strip():
+            raise TargetError(f"cannot tell the CPU architecture of {self.name} (uname -m failed)")
+        return res.stdout.strip().splitlines()[-1].strip()

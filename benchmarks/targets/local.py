@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,13 @@ class LocalTarget(Target):
         except OSError as exc:
             raise TargetError(f"cannot copy {local} to {dest}: {exc}") from None
         return str(dest)
+
+    def machine(self) -> str:
+        return platform.machine()
+
+    def make_executable(self, remote: str) -> None:
+        path = Path(remote)
+        path.chmod(path.stat().st_mode | 0o111)
 
     def command(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
         """The host command line and environment that run ``argv`` on this target."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from benchmarks.targets.base import TargetError, TimingDefaults
 from benchmarks.targets.local import LocalTarget
 from converters.sources import SourceError, debian_mirror
+from edge.env import env_path
 
 SUITE = "bookworm"  # Debian 12: python3.11, matching the cp311 wheels below
 PYTHON_TAG = "3.11"
@@ -35,8 +36,7 @@ FIX_TOOLS = "apt-get install -y qemu-user-static debootstrap"
 
 def cache_dir() -> Path:
     """Where the emulated board lives between runs."""
-    env = os.environ.get("EDGEKIT_QEMU_ROOT")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "edgekit" / "qemu-aarch64"
+    return env_path("EDGEKIT_QEMU_ROOT") or Path.home() / ".cache" / "edgekit" / "qemu-aarch64"
 
 
 def _tool(name: str) -> str:
@@ -148,7 +148,8 @@ class QemuTarget(LocalTarget):
 
     ``max`` (the default) has every ARMv8.x extension, so ncnn's fp16-arithmetic and dotprod
     kernels run (as on a Raspberry Pi 5 or a recent phone); ``cortex-a72`` is a Raspberry Pi 4
-    class core (NEON, fp16 storage only).
+    class core (NEON, fp16 storage only). The Debian root is built on first use by a program that
+    needs it (``python3``): the static native ``edgekit-runner`` runs with no root filesystem.
     """
 
     emulated = True
@@ -166,32 +167,35 @@ class QemuTarget(LocalTarget):
     def open(self) -> None:
         self._qemu = _tool("qemu-aarch64-static")
         _check_cpu(self._qemu, self.cpu)
-        self._board = ensure_board(self.cache)
         super().open()
 
+    def machine(self) -> str:
+        return "aarch64"
+
+    def board(self) -> Path:
+        """The Debian arm64 root and wheels, built on first use: a static binary needs neither."""
+        if self._board is None:
+            self._board = ensure_board(self.cache)
+        return self._board
+
     def _resolve(self, program: str) -> str:
-        assert self._board is not None
-        root = self._board / "root"
+        if "/" in program:  # a pushed file, e.g. the static native runner
+            return program
+        root = self.board() / "root"
         if program == "python3":
             return str(root / "usr" / "bin" / f"python{PYTHON_TAG}")
-        if "/" in program:
-            return program
         for d in ("usr/bin", "bin", "usr/sbin", "sbin"):
             if (root / d / program).exists():
                 return str(root / d / program)
         return program
 
     def command(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
-        if self._board is None:
+        if self._workdir is None:
             raise TargetError(f"{self.name} is not open")
         program = self._resolve(argv[0])
         if not Path(program).exists():
             raise FileNotFoundError(program)
-        env = {
-            **os.environ,
-            "QEMU_LD_PREFIX": str(self._board / "root"),
-            "QEMU_CPU": self.cpu,
-            "PYTHONPATH": str(self._board / "site"),
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
+        env = {**os.environ, "QEMU_CPU": self.cpu, "PYTHONDONTWRITEBYTECODE": "1"}
+        if self._board is not None:  # dynamically linked programs of the root need its loader
+            env |= {"QEMU_LD_PREFIX": str(self._board / "root"), "PYTHONPATH": str(self._board / "site")}
         return [self._qemu, program, *argv[1:]], env

@@ -46,11 +46,16 @@ def parse_target(spec: str) -> Target:
 def _parse_ssh(spec: str) -> Target:
     from benchmarks.targets.ssh import SshTarget
 
-    parts = urlsplit(spec)
+    try:
+        parts = urlsplit(spec)
+    except ValueError as exc:  # an unclosed IPv6 bracket and the like
+        raise EdgekitError(f"bad ssh target {spec!r}: {exc}; expected ssh://user@host[:port]") from None
     try:
         port = parts.port
     except ValueError:
         raise EdgekitError(f"bad port in target {spec!r}") from None
+    if port == 0:
+        raise EdgekitError(f"bad port in target {spec!r}: ports run from 1 to 65535")
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.password:
         raise EdgekitError(
             f"bad ssh target {spec!r}; expected ssh://user@host[:port] (keys only, no password)"

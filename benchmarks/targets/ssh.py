@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from benchmarks.targets.base import RunResult, Target, TargetError
+from edge.env import env_float, env_path
 
 SSH_FAILED = 255  # ssh's own exit status for connection/authentication failures
 
@@ -41,7 +42,9 @@ class SshTarget(Target):
         self.identity = identity or _env_path("EDGEKIT_SSH_IDENTITY")
         self.known_hosts = known_hosts or _env_path("EDGEKIT_SSH_KNOWN_HOSTS")
         self.strict = strict_host_key_checking or env.get("EDGEKIT_SSH_STRICT_HOST_KEY_CHECKING") or None
-        self.connect_timeout = connect_timeout or float(env.get("EDGEKIT_SSH_CONNECT_TIMEOUT", "10"))
+        self.connect_timeout = connect_timeout or env_float(
+            "EDGEKIT_SSH_CONNECT_TIMEOUT", 10.0, minimum=0.1, maximum=3600.0
+        )
         login = f"{user}@{host}" if user else host
         shown = f"[{host}]" if ":" in host else host
         self.name = f"ssh://{user + '@' if user else ''}{shown}" + (f":{port}" if port else "")
@@ -144,5 +147,4 @@ class SshTarget(Target):
 
 
 def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else None
+    return env_path(name)

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edge.console import output_console
+from edge.options import check_choice, output_file, positive, thread_count
 
 console = output_console(stderr=True)
 
@@ -18,32 +19,38 @@ def calibrate_command(
         Path, typer.Argument(help="build directory made by 'edgekit convert' (uses its fp32 model)")
     ],
     images: Annotated[Path, typer.Option("--images", help="folder of calibration images")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="table file to write")],
+    out: Annotated[Path, typer.Option("-o", "--out", callback=output_file, help="table file to write")],
     method: Annotated[str, typer.Option(help="kl | aciq | eq | search")] = "kl",
     num: Annotated[
-        int | None, typer.Option("--calib-num", help="use the first N images by name (default: all)")
+        int | None,
+        typer.Option("--calib-num", callback=positive, help="use the first N images by name (default: all)"),
     ] = None,
     old_num: Annotated[
-        int | None, typer.Option("--num", hidden=True, help="old spelling of --calib-num")
+        int | None, typer.Option("--num", hidden=True, callback=positive, help="old spelling of --calib-num")
     ] = None,
-    threads: Annotated[int, typer.Option(help="ncnn threads")] = 1,
+    threads: Annotated[int, typer.Option(callback=thread_count, help="ncnn threads")] = 1,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing table")] = False,
 ) -> None:
     """Run the fp32 build over calibration images and write a table ncnn2int8 also accepts."""
     from converters.calib_table import write_table
-    from converters.int8_build import calibrate
-    from edge.atomic import refuse_overwrite
+    from converters.calibration import list_images
+    from converters.int8_build import METHODS, calibrate
+    from edge.atomic import refuse_overwrite, refuse_overwriting_inputs
     from edge.errors import EdgekitError
     from edge.runtime.resolve import locate_model
 
     if old_num is not None and num is not None and old_num != num:
         raise EdgekitError("--num is the old spelling of --calib-num: give one of them")
     num = num if num is not None else old_num
+    check_choice(method, "--method", METHODS)
+    refuse_overwriting_inputs([out], folders=[build, images])  # even with --force
     refuse_overwrite(out, force)
     located = locate_model(build)
     if located.manifest is None:
         raise EdgekitError(f"{build}: calibrate needs a build directory made by 'edgekit convert'")
     param, weights = located.files_for("fp32")
+    refuse_overwriting_inputs([out], files=[param, weights])
+    list_images(images, num)  # a missing or empty folder fails here, before the progress bar
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edge.console import output_console
 from edge.decoders.registry import choices_help
+from edge.options import check_choice, input_shape, name_list, non_negative, output_path, positive
 
 console = output_console(stderr=True)
 #: images parity is checked on by default (converters.parity.DEFAULT_VERIFY_IMAGES; not imported
@@ -20,9 +21,10 @@ DEFAULT_VERIFY_IMAGES = 16
 
 def convert_command(
     model: Annotated[Path, typer.Argument(help="ONNX model to convert")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="build directory to create")],
+    out: Annotated[Path, typer.Option("-o", "--out", callback=output_path, help="build directory to create")],
     input_shape: Annotated[
-        str | None, typer.Option("--input-shape", help="static input shape, e.g. 1,3,416,416")
+        str | None,
+        typer.Option("--input-shape", callback=input_shape, help="static input shape, e.g. 1,3,416,416"),
     ] = None,
     preset: Annotated[
         str,
@@ -44,6 +46,7 @@ def convert_command(
         int,
         typer.Option(
             "--verify-num",
+            callback=non_negative,
             help="check parity on the first N images of --verify-images by name (0 = all)",
         ),
     ] = DEFAULT_VERIFY_IMAGES,
@@ -55,7 +58,9 @@ def convert_command(
     method: Annotated[str, typer.Option(help="INT8 thresholds: kl | aciq | eq | search")] = "search",
     calib_num: Annotated[
         int | None,
-        typer.Option("--calib-num", help="use the first N calibration images by name (default: all)"),
+        typer.Option(
+            "--calib-num", callback=positive, help="use the first N calibration images by name (default: all)"
+        ),
     ] = None,
     keep_float: Annotated[
         list[str] | None, typer.Option("--keep-float", help="keep this layer in fp16 (repeatable)")
@@ -71,6 +76,7 @@ def convert_command(
         int,
         typer.Option(
             "--max-keep-float",
+            callback=non_negative,
             help="--auto-keep-float keeps at most N layers in fp16; the summary says when the target is"
             " not reached",
         ),
@@ -78,10 +84,32 @@ def convert_command(
     float_depthwise: Annotated[
         bool, typer.Option("--float-depthwise", help="keep depthwise convs in fp16 (faster INT8 on x86)")
     ] = False,
+    color: Annotated[
+        str | None, typer.Option("--color", help="channel order the model expects: rgb | bgr")
+    ] = None,
+    mean: Annotated[
+        str | None,
+        typer.Option(
+            "--mean", help="per-channel mean subtracted from 0..255 pixels, e.g. 123.675,116.28,103.53"
+        ),
+    ] = None,
+    norm: Annotated[
+        str | None,
+        typer.Option("--norm", help="per-channel factor applied after the mean, e.g. 0.017,0.0175,0.0174"),
+    ] = None,
+    std: Annotated[
+        str | None,
+        typer.Option("--std", help="per-channel std in 0..255 units instead of --norm (norm = 1/std)"),
+    ] = None,
+    resize: Annotated[
+        str | None,
+        typer.Option("--resize", help="how images reach the input size: stretch | letterbox"),
+    ] = None,
     cut_outputs: Annotated[
         str | None,
         typer.Option(
             "--outputs",
+            callback=name_list,
             help="cut the graph at these tensors, NAME,... (default: a post-processing tail ncnn cannot run"
             " is cut at a known preset's raw outputs)",
         ),
@@ -92,12 +120,17 @@ def convert_command(
 
     require_extra("convert", "edgekit convert")
     from converters.convert import Int8Options, convert_onnx
+    from converters.input_options import parse_preprocessing
+    from converters.int8_build import METHODS
     from converters.onnx_check import parse_shape
+    from converters.parity import judged_by_abs_error
     from converters.progress import StepLines
     from edge.decoders.registry import find_preset
     from edge.errors import EdgekitError
 
+    check_choice(method, "--method", METHODS)  # also without --int8: a typo is a typo
     shape = parse_shape(input_shape) if input_shape else None
+    preprocessing = parse_preprocessing(color, mean, norm, std, resize)
     if preset not in ("auto", "none"):
         find_preset(preset)  # an unknown name fails here, before any work
     if not model.is_file():
@@ -139,6 +172,7 @@ def convert_command(
             int8=int8_options,
             progress=status.update if console.is_terminal else StepLines(),
             cut_at=[n.strip() for n in cut_outputs.split(",") if n.strip()] if cut_outputs else None,
+            preprocessing=preprocessing,
         )
     manifest = result.manifest
     build_dir = result.manifest_path.parent
@@ -151,6 +185,7 @@ def convert_command(
                 "bin": str(build_dir / b.bin),
                 "size_bytes": b.size_bytes,
                 "parity": {"cosine": b.parity.cosine, "max_abs": b.parity.max_abs, "passed": b.parity.passed}
+                | judged_by_abs_error(b.parity)
                 if b.parity
                 else None,
                 **({"details": b.details} if b.details else {}),

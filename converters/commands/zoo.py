@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 
 from edge.console import output_console
+from edge.options import output_file, side, warn_ignored
+from edge.options import seed as seed_value
 
 ACTIONS = ("build", "list")
 
@@ -17,7 +19,9 @@ ACTIONS = ("build", "list")
 def zoo_command(
     action: Annotated[str, typer.Argument(help="build | list")],
     name: Annotated[str | None, typer.Argument(help="zoo model to build, e.g. ssd-resnet34-1200")] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="ONNX file to write")] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", callback=output_file, help="ONNX file to write")
+    ] = None,
     weights: Annotated[
         str, typer.Option(help="'generated' (seeded) or an ONNX file with the official weights")
     ] = "generated",
@@ -27,9 +31,11 @@ def zoo_command(
     ] = False,
     input_size: Annotated[
         int | None,
-        typer.Option("--input-size", help="square input size (default: the model's; smaller for tests)"),
+        typer.Option(
+            "--input-size", callback=side, help="square input size (default: the model's; smaller for tests)"
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="seed of the generated weights")] = 0,
+    seed: Annotated[int, typer.Option(callback=seed_value, help="seed of the generated weights")] = 0,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON summary on stdout")] = False,
 ) -> None:
@@ -43,6 +49,9 @@ def zoo_command(
 
     console = output_console()
     if action == "list":
+        given = {"-o": out, "--input-size": input_size, "--with-postprocess": with_postprocess or None}
+        for option in (o for o, v in given.items() if v is not None):
+            warn_ignored(option, "zoo list only lists the models")
         for m in MODELS.values():
             console.print(f"{m.name}: {m.summary}; decoder preset {m.preset}", highlight=False)
         return

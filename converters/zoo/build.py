@@ -12,6 +12,7 @@ from converters.zoo.ssd_postprocess import append_tail
 from converters.zoo.ssd_resnet34 import build_network
 from converters.zoo.stats import GraphSize, graph_size
 from converters.zoo.weights import load_weights
+from edge.atomic import write_bytes
 from edge.decoders.ssd import config_for_input
 from edge.errors import EdgekitError
 from edge.manifest import decoder_spec_from_preset
@@ -73,8 +74,5 @@ def build_zoo_model(
         figure, got, expected, _ = bad[0]
         raise EdgekitError(f"{name}: {figure} {got:.2f} is off the notes' {expected} by more than 1 %")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    onnx.save(model, str(tmp))
-    tmp.replace(out)
+    write_bytes(out, model.SerializeToString())  # atomic: no partial file, even into '..'
     return result

@@ -7,10 +7,11 @@ The harness copies this file to a target and runs it there:
         prints the board's description (CPU, cores, governor, OS, ncnn version, ARM fp16 /
         dotprod support) as one JSON line.
     python3 runner.py bench --param M.param --bin M.bin --input data --shape 3,416,416 \\
-            --precision fp16 --threads 1,2,4 --loops 100 --warmup 10
+            --precision fp16 --threads 1,2,4 --loops 100 --warmup 10 [--powersave 0|1|2]
         loads the model once per thread count (timed), runs the warm-up, then times each
         inference like ncnn's benchncnn (new extractor, input, extract every output) and prints
-        the raw per-iteration latencies, load time and peak RSS as one JSON line.
+        the raw per-iteration latencies, load time and peak RSS as one JSON line. --powersave is
+        ncnn's set_cpu_powersave: 0 all cores, 1 the little cluster, 2 the big cluster.
 
     python3 runner.py infer --param M.param --bin M.bin --input data --precision fp16 \
             --tensors a.npy,b.npy --out outputs.npz
@@ -151,6 +152,9 @@ def probe() -> dict:
         "x86_avx2": bool(supported("cpu_support_x86_avx2")),
         "python": platform.python_version(),
         "ncnn_cpu_count": ncnn.get_cpu_count(),
+        # big.LITTLE clusters as ncnn sees them (what bench --powersave 1 / 2 selects)
+        "ncnn_little_cores": ncnn.get_little_cpu_count() if hasattr(ncnn, "get_little_cpu_count") else None,
+        "ncnn_big_cores": ncnn.get_big_cpu_count() if hasattr(ncnn, "get_big_cpu_count") else None,
     }
 
 
@@ -268,7 +272,7 @@ def bench(args) -> dict:
     ncnn = import_ncnn()
     c, h, w = (int(v) for v in args.shape.split(","))
     threads_list = [int(v) for v in args.threads.split(",")]
-    ncnn.set_cpu_powersave(0)
+    ncnn.set_cpu_powersave(args.powersave)  # 0 all cores, 1 little cluster, 2 big cluster
     if hasattr(ncnn, "set_omp_dynamic"):
         ncnn.set_omp_dynamic(0)
     runs = []
@@ -297,7 +301,7 @@ def bench(args) -> dict:
         del net, mat
         for allocator in allocators:
             allocator.clear()
-    return {"precision": args.precision, "runs": runs}
+    return {"precision": args.precision, "powersave": ncnn.get_cpu_powersave(), "runs": runs}
 
 
 def infer(args) -> dict:
@@ -341,6 +345,9 @@ def parse_args(argv: list[str]):
     b.add_argument("--threads", default="1")
     b.add_argument("--loops", type=int, default=100)
     b.add_argument("--warmup", type=int, default=10)
+    b.add_argument(
+        "--powersave", type=int, choices=(0, 1, 2), default=0, help="ncnn's cores: 0 all, 1 little, 2 big"
+    )
     i = sub.add_parser("infer", help="save raw outputs for input tensors (needs numpy)")
     i.add_argument("--param", required=True)
     i.add_argument("--bin", default="")

@@ -7,15 +7,27 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from edge.atomic import refuse_overwrite, write_json
+from edge.atomic import refuse_overwrite, refuse_overwriting_inputs, write_json
 from edge.console import output_console
 from edge.decoders.registry import layouts_help, preset_defaults_help, preset_help
 from edge.draw import draw_detections
 from edge.errors import EdgekitError
 from edge.manifest import PRECISIONS
 from edge.media import AtomicVideoWriter, MediaItem, collect_media, read_image, video_frames, write_image
+from edge.options import (
+    fraction,
+    name_list,
+    output_path,
+    positive,
+    side,
+    thread_count,
+    warn_unused_run_options,
+)
+from edge.remote import RUNNER_HELP, RemoteRequest, detect_on_target, write_outputs
 from edge.runtime.detector import Detector
+from edge.staging import sweep_stale
 
 console = output_console(stderr=True)
 
@@ -27,7 +39,9 @@ def output_paths(item: MediaItem, out_dir: Path) -> tuple[Path, Path]:
 
 
 def plan_outputs(items: list[MediaItem], out_dir: Path, force: bool) -> list[tuple[Path, Path]]:
-    """Every output path, checked up front: no two inputs share one, nothing is overwritten unasked."""
+    """Every output path, checked up front: no two inputs share one, no input is ever overwritten
+    (not even with ``--force``), nothing else is overwritten unasked.
+    """
     plans = [output_paths(item, out_dir) for item in items]
     seen: dict[Path, Path] = {}
     for item, paths in zip(items, plans, strict=True):
@@ -37,7 +51,10 @@ def plan_outputs(items: list[MediaItem], out_dir: Path, force: bool) -> list[tup
                     f"{item.path} and {seen[path]} would both write {path}; detect them separately"
                 )
             seen[path] = item.path
-            refuse_overwrite(path, force)
+    refuse_overwriting_inputs(seen, files=[item.path for item in items])
+    for path in seen:
+        refuse_overwrite(path, force)
+    sweep_stale(out_dir)  # temporary files of an earlier run that was killed
     return plans
 
 
@@ -52,7 +69,7 @@ def detect_image(detector: Detector, item: MediaItem, media_path: Path, json_pat
 
 
 def detect_video(detector: Detector, item: MediaItem, media_path: Path, json_path: Path) -> dict[str, Any]:
-    frames_iter, fps, _ = video_frames(item.path)
+    frames_iter, fps, expected = video_frames(item.path)
     writer = None
     frames: list[dict[str, Any]] = []
     size = (0, 0)
@@ -71,17 +88,53 @@ def detect_video(detector: Detector, item: MediaItem, media_path: Path, json_pat
         if writer is not None:
             writer.abort()
         raise
+    if expected > len(frames):  # the container promised more frames than could be decoded
+        console.print(
+            f"[bold yellow]warning:[/] {escape(str(item.path))}: decoded {len(frames)} of the {expected} frames"
+            " its header lists; the file looks truncated or damaged",
+            highlight=False,
+            soft_wrap=True,
+        )
     record = {"input": str(item.path), "width": size[0], "height": size[1], "fps": fps, "frames": frames}
     write_json(json_path, record)
     return record
 
 
+def remote_detect(
+    target: str,
+    runner: str,
+    build: Path,
+    items: list[MediaItem],
+    plans: list[tuple[Path, Path]],
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """``--target``: the device detects, this host draws its boxes and writes the same outputs."""
+    videos = [str(item.path) for item in items if item.kind == "video"]
+    if videos:
+        raise EdgekitError(f"--target detects images, not videos: {', '.join(videos)}")
+    images = [item.path for item in items]
+    request = RemoteRequest(target, runner, build, images, **options)
+    with console.status(f"detecting on {target}") as status:
+        result = detect_on_target(request, progress=status.update)
+    write_outputs(result, images, plans)
+    console.print(result.where, highlight=False, soft_wrap=True)
+    if as_json:
+        summary = {"model": result.model, "precision": result.precision, "layout": result.layout,
+                   "results": result.records, "target": result.target, "runner": result.runner}  # fmt: skip
+        typer.echo(json.dumps(summary))
+        return
+    for record, (media_path, _) in zip(result.records, plans, strict=True):
+        count = len(record.get("detections", []))
+        console.print(f"{record['input']} -> {media_path} ({count} detections)", highlight=False)
+
+
 def detect_command(
     build: Annotated[Path, typer.Argument(help="build directory, or a .param with its .bin beside it")],
     inputs: Annotated[list[Path], typer.Argument(help="images, folders of images, video files")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="folder for annotated media and JSON")] = Path(
-        "detections"
-    ),
+    out: Annotated[
+        Path, typer.Option("-o", "--out", callback=output_path, help="folder for annotated media and JSON")
+    ] = Path("detections"),
     precision: Annotated[
         str | None, typer.Option(help=f"{' | '.join(PRECISIONS)} (default: fp32 if the build has it)")
     ] = None,
@@ -89,38 +142,61 @@ def detect_command(
     score: Annotated[
         float | None,
         typer.Option(
-            help=f"score threshold (default: the manifest's; {preset_defaults_help('score_threshold')})"
+            callback=fraction,
+            help=f"score threshold (default: the manifest's; {preset_defaults_help('score_threshold')})",
         ),
     ] = None,
     nms: Annotated[
         float | None,
         typer.Option(
-            help=f"NMS IoU threshold (default: the manifest's; {preset_defaults_help('nms_threshold')})"
+            callback=fraction,
+            help=f"NMS IoU threshold (default: the manifest's; {preset_defaults_help('nms_threshold')})",
         ),
     ] = None,
     max_det: Annotated[
         int | None,
         typer.Option(
             "--max-det",
+            callback=positive,
             help=f"most detections per image (default: the manifest's; {preset_defaults_help('max_detections')})",
         ),
     ] = None,
     threads: Annotated[
-        int, typer.Option(help="ncnn threads (1 gives steady timings; try your core count)")
+        int,
+        typer.Option(
+            callback=thread_count, help="ncnn threads (1 gives steady timings; try your core count)"
+        ),
     ] = 1,
     layout: Annotated[str, typer.Option(help=layouts_help())] = "auto",
     size: Annotated[
-        int | None, typer.Option(help="input size of a bare .param (default: from its name)")
+        int | None,
+        typer.Option(callback=side, help="input size of a bare .param (default: from its name)"),
     ] = None,
     outputs: Annotated[
-        str | None, typer.Option(help="comma-separated ncnn blobs to decode instead of the graph outputs")
+        str | None,
+        typer.Option(
+            callback=name_list, help="comma-separated ncnn blobs to decode instead of the graph outputs"
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print all detections as JSON on stdout")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite existing outputs")] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", "-t", help="detect on a device (as in `edgekit bench`): adb[://serial], ssh://..."
+        ),
+    ] = None,
+    runner: Annotated[str, typer.Option(help=RUNNER_HELP)] = "auto",
 ) -> None:
     """Detect objects; write annotated images/videos and detections JSON into the output folder."""
+    warn_unused_run_options([build], target, runner, size)
     items = collect_media(inputs)
     plans = plan_outputs(items, out, force)
+    if target is not None:
+        remote_detect(target, runner, build, items, plans, as_json, precision=precision, preset=preset,
+                      size=size, threads=threads, layout=layout, score_threshold=score,
+                      nms_threshold=nms, max_detections=max_det)  # fmt: skip
+        return
     detector = Detector.open(
         build,
         precision=precision,

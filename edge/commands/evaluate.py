@@ -16,6 +16,15 @@ from edge.decoders.registry import layouts_help, preset_help
 from edge.errors import EdgekitError
 from edge.extras import require_extra
 from edge.manifest import GENERATED_WEIGHTS_NOTE, PRECISIONS
+from edge.options import (
+    choice_list,
+    positive,
+    precision_list,
+    side,
+    thread_count,
+    warn_unused_run_options,
+)
+from edge.remote import RUNNER_HELP, RemoteRequest, evaluate_on_target
 from edge.runtime.detector import Detector
 from edge.runtime.resolve import build_precisions, locate_model
 
@@ -24,13 +33,7 @@ err_console = output_console(stderr=True)
 
 def parse_precisions(text: str | None) -> list[str] | None:
     """``"fp32,fp16"`` -> ``["fp32", "fp16"]``; None means every precision a build holds."""
-    if not text:
-        return None
-    wanted = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [p for p in wanted if p not in PRECISIONS]
-    if unknown:
-        raise EdgekitError(f"unknown precision {', '.join(unknown)} (expected {', '.join(PRECISIONS)})")
-    return wanted
+    return choice_list(text, "--precision", PRECISIONS)
 
 
 def runs_for(build: Path, wanted: list[str] | None) -> list[str]:
@@ -69,21 +72,38 @@ def eval_command(
     images: Annotated[Path, typer.Option("--images", help="folder holding the annotated images")],
     precision: Annotated[
         str | None,
-        typer.Option(help=f"a subset of {','.join(PRECISIONS)} (default: every precision a build holds)"),
+        typer.Option(
+            callback=precision_list,
+            help=f"a subset of {','.join(PRECISIONS)} (default: every precision a build holds)",
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
+    limit: Annotated[
+        int | None, typer.Option(callback=positive, help="evaluate only the first N images")
+    ] = None,
     preset: Annotated[str, typer.Option(help=preset_help())] = "auto",
     size: Annotated[
-        int | None, typer.Option(help="input size of a bare .param (default: from its name)")
+        int | None,
+        typer.Option(callback=side, help="input size of a bare .param (default: from its name)"),
     ] = None,
     layout: Annotated[str, typer.Option(help=layouts_help())] = "auto",
     threads: Annotated[
-        int, typer.Option(help="ncnn threads (1 gives steady timings; try your core count)")
+        int,
+        typer.Option(
+            callback=thread_count, help="ncnn threads (1 gives steady timings; try your core count)"
+        ),
     ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON on stdout")] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", "-t", help="evaluate the detections a device makes: adb[://serial], ssh://..."
+        ),
+    ] = None,
+    runner: Annotated[str, typer.Option(help=RUNNER_HELP)] = "auto",
 ) -> None:
     """COCO mAP of each build in each precision, in one table."""
     require_extra("eval", "edgekit eval")
+    warn_unused_run_options(builds, target, runner, size)
     dataset = load_coco(coco, images, limit)
     wanted = parse_precisions(precision)
     plan = [(build, p) for build in builds for p in runs_for(build, wanted)]
@@ -91,6 +111,15 @@ def eval_command(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         for build, prec in plan:
+            if target is not None:  # the device detects; its mAP, fp16 arithmetic and all
+                request = RemoteRequest(target, runner, build, [], prec, threads, preset=preset, size=size,
+                                        layout=layout)  # fmt: skip
+                result, remote = evaluate_on_target(dataset, request)
+                results.append(result)
+                err_console.print(
+                    f"{result.build} {result.precision}: {remote.where}", highlight=False, soft_wrap=True
+                )
+                continue
             detector = Detector.open(
                 build, precision=prec, preset=preset, size=size, threads=threads, layout=layout
             )

@@ -27,7 +27,11 @@ from edge.decoders.spec import DecoderSpec, Thresholds
 
 
 class OutputInfo(Protocol):
-    """An ONNX output as convert sees it: name and (possibly symbolic) shape."""
+    """An ONNX output as convert sees it: name and (possibly symbolic) shape.
+
+    convert's outputs also carry ``upstream_ops`` (the op types of the few nodes above the
+    output, a frozenset); read it with ``getattr(output, "upstream_ops", None)``.
+    """
 
     name: str
     shape: tuple[int | str, ...]
@@ -45,6 +49,8 @@ class Preset:
     class_names: tuple[str, ...]
     category_ids: tuple[int, ...] = ()
     resize: str = "stretch"
+    pad_multiple: int = 32  # letterbox: pad to a multiple of this (0: to the full input size)
+    pad_value: float = 0.0  # letterbox: grey level of the padding (0-255)
     score_threshold: float = 0.4
     nms_threshold: float = 0.5
     max_detections: int = 100

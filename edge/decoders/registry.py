@@ -18,7 +18,7 @@ from edge.errors import EdgekitError
 
 ENTRY_POINT_GROUP = "edgekit.families"
 MODULES_VARIABLE = "EDGEKIT_FAMILY_MODULES"
-BUILTIN_MODULES = ("edge.decoders.nanodet", "edge.decoders.ssd")
+BUILTIN_MODULES = ("edge.decoders.nanodet", "edge.decoders.ssd", "edge.decoders.yolov8")
 
 _families: dict[str, Family] = {}
 _loaded = False
@@ -98,18 +98,19 @@ def find_preset(name: str) -> tuple[Family, Preset]:
     raise EdgekitError(f"unknown preset {name!r}; known presets: {', '.join(sorted(preset_names()))}")
 
 
-def guess_preset(output_names: Sequence[str]) -> str:
-    """Preset for a bare model from its output blob names: the first family that claims it.
-
-    Families are asked in registration order; if none claims the names, the first preset of
-    the first family (NanoDet-Plus) is the fallback.
-    """
-    ordered = families()
-    for family in ordered:
+def guess_preset(output_names: Sequence[str]) -> str | None:
+    """Preset for a bare model from its output blob names: the first family that claims it, or
+    None (no fallback: an unrecognised model is said to be one, see :func:`known_families`)."""
+    for family in families():
         found = family.guess(list(output_names))
         if found is not None:
             return found
-    return ordered[0].presets[0].name
+    return None
+
+
+def known_families() -> str:
+    """``"nanodet (nanodet-plus, nanodet-m), ssd (ssd-resnet34)"``: what edgekit can decode."""
+    return ", ".join(f"{f.name} ({', '.join(p.name for p in f.presets)})" for f in families())
 
 
 def recognise(

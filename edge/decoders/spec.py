@@ -7,6 +7,7 @@ rebuilds one from JSON, checking every field against the dataclass' type hints.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -74,9 +75,30 @@ def config_from_dict(config_type: type, data: Any, where: str) -> Any:
     for name, f in fields.items():
         if name in data:
             values[name] = _coerce(data[name], hints[name], f"{where}.{name}")
+            _check_bounds(values[name], f.metadata, f"{where}.{name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise EdgekitError(f"{where}.{name}: missing")
     return config_type(**values)
+
+
+def bounded(minimum: float | None = None, min_items: int | None = None, **kwargs: Any) -> Any:
+    """A config field whose values (every item, for a tuple) are at least ``minimum`` and whose
+    tuple holds at least ``min_items`` items; checked when a manifest's config is read."""
+    return dataclasses.field(metadata={"minimum": minimum, "min_items": min_items}, **kwargs)
+
+
+def _check_bounds(value: Any, metadata: Any, where: str) -> None:
+    minimum, min_items = metadata.get("minimum"), metadata.get("min_items")
+    if min_items is not None and isinstance(value, tuple) and len(value) < min_items:
+        raise EdgekitError(f"{where}: needs at least {min_items} values, got {len(value)}")
+    if minimum is None:
+        return
+    items = list(value) if isinstance(value, tuple) else [value]
+    while any(isinstance(v, tuple) for v in items):
+        items = [x for v in items for x in (v if isinstance(v, tuple) else (v,))]
+    for v in items:
+        if isinstance(v, int | float) and not isinstance(v, bool) and v < minimum:
+            raise EdgekitError(f"{where}: values must be at least {minimum}, got {v}")
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -110,8 +132,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise EdgekitError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise EdgekitError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise EdgekitError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

@@ -31,7 +31,7 @@ from edge.decoders.coco import COCO_CATEGORY_IDS, coco_class_names
 from edge.decoders.family import Family, Layout, LayoutContext, OutputInfo, Parsed, Preset, Recognised
 from edge.decoders.nms import batched_nms
 from edge.decoders.registry import register_family
-from edge.decoders.spec import DecoderSpec, Thresholds
+from edge.decoders.spec import DecoderSpec, Thresholds, bounded
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,16 @@ class SsdConfig:
     head maps of the input actually fed (1200: ``[50, 25, 13, 7, 3, 3]``).
     """
 
-    image_size: int = 1200
-    feature_sizes: tuple[int, ...] = (50, 25, 13, 7, 3, 3)
-    scales: tuple[float, ...] = (84, 180, 396, 612, 828, 1044, 1260)
-    aspect_ratios: tuple[tuple[int, ...], ...] = ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
-    variances: tuple[float, float] = (0.1, 0.2)
-    candidates_per_class: int = 200
+    image_size: int = bounded(minimum=1, default=1200)
+    feature_sizes: tuple[int, ...] = bounded(minimum=1, min_items=1, default=(50, 25, 13, 7, 3, 3))
+    scales: tuple[float, ...] = bounded(
+        minimum=1e-6, min_items=2, default=(84, 180, 396, 612, 828, 1044, 1260)
+    )
+    aspect_ratios: tuple[tuple[int, ...], ...] = bounded(
+        minimum=1, default=((2,), (2, 3), (2, 3), (2, 3), (2,), (2,))
+    )
+    variances: tuple[float, float] = bounded(minimum=1e-9, default=(0.1, 0.2))
+    candidates_per_class: int = bounded(minimum=1, default=200)
 
     @property
     def boxes_per_location(self) -> tuple[int, ...]:

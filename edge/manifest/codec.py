@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ from edge.atomic import read_json
 from edge.decoders.registry import get_family
 from edge.decoders.spec import DecoderSpec, config_from_dict, config_to_dict
 from edge.errors import EdgekitError
+from edge.json_schema import check_against
 from edge.manifest.migrate import V1_SCHEMA, migrate_v1
 from edge.manifest.model import (
     MANIFEST_NAME,
@@ -27,22 +26,9 @@ from edge.manifest.model import (
 SCHEMA_FILE = Path(__file__).with_name("edgekit.manifest-2.schema.json")
 
 
-@cache
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-
-
 def validate(data: Any) -> None:
     """Check a v2 manifest dict against the schema; the first problem is one line naming its field."""
-    from jsonschema.exceptions import best_match
-
-    error = best_match(_validator().iter_errors(data))
-    if error is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
-        raise EdgekitError(f"manifest field {where.lstrip('.') or '(top level)'}: {message}")
+    check_against(SCHEMA_FILE, data, "manifest")
 
 
 def decoder_to_dict(decoder: DecoderSpec) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class InputSpec:
     norm: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     resize: str = "stretch"  # "stretch" or "letterbox"
     pad_multiple: int = 32  # letterbox pads to a multiple of this
+    pad_value: float = 0.0  # letterbox padding grey level (0-255, before mean/norm)
 
     @property
     def width(self) -> int:
@@ -64,7 +65,7 @@ class Parity:
     samples: int
     passed: bool
     threshold: float
-    per_output: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_output: dict[str, dict[str, Any]] = field(default_factory=dict)
     input_files: list[dict[str, str]] = field(default_factory=list)  # {"file": name, "sha256": hex}
 
 

@@ -18,6 +18,8 @@ def input_spec_from_preset(preset: str, ncnn_name: str, width: int, height: int)
         mean=list(found.mean),
         norm=list(found.norm),
         resize=found.resize,
+        pad_multiple=found.pad_multiple,
+        pad_value=found.pad_value,
     )
 
 

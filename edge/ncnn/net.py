@@ -14,6 +14,12 @@ import numpy as np
 
 from edge.errors import ModelFormatError
 from edge.ncnn.validate import validate_files
+from edge.paths import native_path
+from edge.quiet import last_words, native_output
+
+#: most ncnn threads edgekit asks for (the largest ARM servers have 128-192 cores); far more
+#: makes libgomp allocate per-thread state until ncnn segfaults or the process runs out of memory
+MAX_THREADS = 256
 
 
 def open_net(
@@ -41,8 +47,8 @@ def open_net(
     """
     import ncnn
 
-    if num_threads < 1:
-        raise ModelFormatError(f"num_threads must be at least 1, got {num_threads}")
+    if not 1 <= num_threads <= MAX_THREADS:
+        raise ModelFormatError(f"threads must be between 1 and {MAX_THREADS}, got {num_threads}")
     validate_files(param_path, bin_path, input_shapes)
     net = ncnn.Net()
     opt = net.opt
@@ -64,15 +70,22 @@ def open_net(
 
 
 def _load_checked(net: Any, param_path: str | Path, bin_path: str | Path) -> None:
-    """``load_param`` and ``load_model`` with their return codes checked (the net is cleared on failure)."""
-    if net.load_param(str(param_path)) != 0:
+    """``load_param`` and ``load_model`` with their return codes checked (the net is cleared on failure).
+
+    ncnn's own log lines are captured (:func:`edge.quiet.native_output`) and quoted in the error.
+    """
+    with native_output() as said, native_path(param_path, ".param") as name:
+        loaded = net.load_param(name)
+    if loaded != 0:
         net.clear()
-        raise ModelFormatError(f"{param_path}: ncnn could not load this .param (see its log above)")
-    if net.load_model(str(bin_path)) != 0:
+        raise ModelFormatError(f"{param_path}: ncnn could not load this .param{last_words(said)}")
+    with native_output() as said, native_path(bin_path, ".bin") as name:
+        loaded = net.load_model(name)
+    if loaded != 0:
         net.clear()
         raise ModelFormatError(
-            f"{bin_path}: ncnn could not load these weights (a layer refused its params or weights;"
-            " see its log above)"
+            f"{bin_path}: ncnn could not load these weights (a layer refused its params or weights)"
+            + last_words(said)
         )
     if not net.input_names() or not net.output_names():
         net.clear()
@@ -95,17 +108,27 @@ def mat_to_array(mat: Any) -> np.ndarray:
     return np.array(mat, copy=True)
 
 
-def run_net(net: Any, inputs: dict[str, np.ndarray], outputs: Iterable[str]) -> dict[str, np.ndarray]:
-    """Feed ``inputs`` (CxHxW / HxW / W float32 arrays), extract ``outputs``; return numpy copies.
+def input_mat(array: np.ndarray) -> Any:
+    """An ``ncnn.Mat`` that owns a copy of ``array`` (CxHxW / HxW / W float32), to feed an extractor.
 
-    Input arrays are kept alive for the extractor's whole life (``ncnn.Mat`` wraps their memory).
-    Feed the shapes the net was validated for (``open_net(..., input_shapes=...)``): ncnn does not
-    check that branches agree, and a size that makes them disagree can crash it.
+    ``ncnn.Mat(array)`` wraps numpy's memory without a reference count, and in light mode ncnn
+    runs an in-place first layer (ReLU, Clip, Sigmoid, ... on the input blob) on that borrowed
+    buffer and segfaults. An owned Mat is copied by ncnn before any in-place write, so the
+    caller's array is never modified either. Costs one copy of the input.
     """
     import ncnn
 
-    arrays = {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in inputs.items()}
-    mats = {name: ncnn.Mat(array) for name, array in arrays.items()}
+    return ncnn.Mat(np.ascontiguousarray(array, dtype=np.float32)).clone()
+
+
+def run_net(net: Any, inputs: dict[str, np.ndarray], outputs: Iterable[str]) -> dict[str, np.ndarray]:
+    """Feed ``inputs`` (CxHxW / HxW / W float32 arrays), extract ``outputs``; return numpy copies.
+
+    Inputs are copied into owned Mats (:func:`input_mat`).
+    Feed the shapes the net was validated for (``open_net(..., input_shapes=...)``): ncnn does not
+    check that branches agree, and a size that makes them disagree can crash it.
+    """
+    mats = {name: input_mat(array) for name, array in inputs.items()}
     extractor = net.create_extractor()
     try:
         for name, mat in mats.items():
@@ -113,10 +136,13 @@ def run_net(net: Any, inputs: dict[str, np.ndarray], outputs: Iterable[str]) -> 
                 raise ModelFormatError(f"ncnn has no input blob named {name!r}")
         results: dict[str, np.ndarray] = {}
         for name in outputs:
-            ret, out = extractor.extract(name)
+            with native_output() as said:
+                ret, out = extractor.extract(name)
             if ret != 0:
-                raise ModelFormatError(f"ncnn could not compute blob {name!r} (error {ret})")
+                raise ModelFormatError(
+                    f"ncnn could not compute blob {name!r} (error {ret}){last_words(said)}"
+                )
             results[name] = mat_to_array(out)
         return results
     finally:
-        del extractor, mats, arrays
+        del extractor, mats

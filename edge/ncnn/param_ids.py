@@ -196,7 +196,14 @@ class MultiHeadAttention:
     WEIGHT_DATA_SIZE = 2
     KDIM = 3
     VDIM = 4
+    ATTN_MASK = 5  # 1: the mask is the last input blob
+    KV_CACHE = 7  # 1: two more inputs (past key/value) and two more outputs
     INT8_SCALE_TERM = 18
+
+
+class SDPA:
+    ATTN_MASK = 5
+    KV_CACHE = 7
 
 
 class Gemm:

@@ -16,7 +16,25 @@ from edge.ncnn.model import Layer, NcnnModel
 from edge.ncnn.shapes import infer_shapes
 
 _SOURCELESS_TYPES = frozenset({"Input", "MemoryData"})
-_MIN_INPUTS = {"PriorBox": 2, "DetectionOutput": 3, "MatMul": 2, "Concat": 1, "Eltwise": 1}
+#: input blobs each type reads whatever its params say (ncnn indexes ``bottom_blobs`` unchecked)
+_MIN_INPUTS = {
+    "PriorBox": 2, "DetectionOutput": 3, "MatMul": 2, "Concat": 1, "Eltwise": 2, "RotaryEmbed": 3,
+    "DeformableConv2D": 2, "CopyTo": 2, "GridSample": 2, "ROIAlign": 2, "ROIPooling": 2,
+    "PSROIPooling": 2, "Proposal": 3,
+}  # fmt: skip
+#: types whose weights may come from input blobs: param id of the switch, of the bias switch
+_DYNAMIC_WEIGHT = {
+    **dict.fromkeys(
+        ("Convolution", "ConvolutionDepthWise", "Convolution1D", "ConvolutionDepthWise1D"),
+        (ids.Convolution.DYNAMIC_WEIGHT, ids.Convolution.BIAS_TERM),
+    ),
+    **dict.fromkeys(
+        ("Deconvolution", "DeconvolutionDepthWise", "Deconvolution1D", "DeconvolutionDepthWise1D"),
+        (ids.Deconvolution.DYNAMIC_WEIGHT, ids.Deconvolution.BIAS_TERM),
+    ),
+}
+#: in-place layers over several blobs: ncnn writes outputs back into the input list
+_INPLACE_MULTI_BLOB = frozenset({"Noop"})
 
 
 def validate_model(model: NcnnModel, input_shapes: dict[str, tuple[int, ...]] | None = None) -> NcnnModel:
@@ -61,8 +79,8 @@ def _check_wiring(
     """Names usable and unique; inputs produced by an earlier layer; outputs produced once."""
     for token in (layer.type, layer.name, *layer.inputs, *layer.outputs):
         _check_token(token, where)
-    if layer.name in names:
-        raise ModelFormatError(f"{where}: a layer with this name already exists")
+    if layer.name in names:  # ncnn loads and runs it (names only matter to find_layer): a warning
+        model.warnings.append(f"{where}: a layer with this name already exists")
     names.add(layer.name)
     if layer.type == "Input":
         if layer.inputs or len(layer.outputs) != 1:
@@ -90,6 +108,25 @@ def _check_token(token: str, where: str) -> None:
         raise ModelFormatError(f"{where}: {token[:40]!r} is not a usable name (empty, spaces or > 255 bytes)")
 
 
+def _flag(layer: Layer, key: int) -> int:
+    value = layer.get(key, 0)
+    return 1 if isinstance(value, int | float) and value else 0
+
+
+def _min_blobs(layer: Layer) -> tuple[int, int]:
+    """Fewest (input, output) blobs ``layer`` can run with, given its params."""
+    if layer.type in ("MultiHeadAttention", "SDPA"):
+        mask, cache = _flag(layer, ids.SDPA.ATTN_MASK), _flag(layer, ids.SDPA.KV_CACHE)
+        base = 3 if layer.type == "SDPA" else 1
+        return base + mask + 2 * cache, 1 + 2 * cache
+    if layer.type in _DYNAMIC_WEIGHT:
+        dynamic, bias = _DYNAMIC_WEIGHT[layer.type]
+        return (2 + _flag(layer, bias) if _flag(layer, dynamic) else 1), 1
+    if layer.type == "Scale" and layer.get(ids.Scale.SCALE_DATA_SIZE, 0) == -233:
+        return 2, 1
+    return _min_inputs(layer), 1
+
+
 def _min_inputs(layer: Layer) -> int:
     if layer.type == "BinaryOp":
         return 1 if layer.get(ids.BinaryOp.WITH_SCALAR, 0) else 2
@@ -102,9 +139,15 @@ def _min_inputs(layer: Layer) -> int:
 def _check_arity(layer: Layer, where: str) -> None:
     """Blob counts ncnn indexes without checking (too few means reading past its blob list)."""
     n_in, n_out = len(layer.inputs), len(layer.outputs)
-    need = _min_inputs(layer)
+    need, need_out = _min_blobs(layer)
     if n_in < need:
         raise ModelFormatError(f"{where}: needs at least {need} input blobs, has {n_in}")
+    if n_out < need_out:
+        raise ModelFormatError(f"{where}: needs at least {need_out} output blobs, has {n_out}")
+    if layer.type in _INPLACE_MULTI_BLOB and n_out > n_in:
+        raise ModelFormatError(
+            f"{where}: an in-place layer gives at most one output per input, has {n_in} -> {n_out}"
+        )
     if layer.type == "Split" and n_in != 1:
         raise ModelFormatError(f"{where}: a Split takes exactly 1 input, has {n_in}")
     if layer.type == "Slice":

@@ -83,6 +83,10 @@ class Detector:
     def detect(self, image_bgr: np.ndarray) -> Detections:
         """Detections in image pixels for one BGR image."""
         outputs, transform = self.raw(image_bgr)
+        return self.decode_outputs(outputs, transform)
+
+    def decode_outputs(self, outputs: dict[str, np.ndarray], transform: Any) -> Detections:
+        """Decode raw outputs (from this session or a device's) into detections in image pixels."""
         t0 = time.perf_counter()
         layout, found = decode(
             outputs,

@@ -13,15 +13,17 @@ and the input blob and shape; sessions, ``edgekit bench`` and ``edgekit calibrat
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.decoders.registry import find_preset, guess_preset
+from edge.decoders.registry import find_preset
 from edge.errors import EdgekitError
 from edge.manifest import (
     MANIFEST_NAME,
     PRECISIONS,
+    Artifact,
     DecoderSpec,
     InputSpec,
     Manifest,
@@ -31,7 +33,9 @@ from edge.manifest import (
 )
 from edge.ncnn import param_ids
 from edge.ncnn.model import Layer, NcnnModel
+from edge.runtime.pinned import PinnedBuild, pin_build
 from edge.runtime.policy import is_int8
+from edge.runtime.recognise_bare import recognise_bare, unrecognised
 
 
 @dataclass
@@ -46,6 +50,13 @@ class ModelSpec:
     outputs: dict[str, str]  # output name the decoder sees -> ncnn blob name
     decoder: DecoderSpec
     consumed_blobs: frozenset[str] = field(default_factory=frozenset)
+    pinned: PinnedBuild | None = None  # a build's files, open and verified (edge.runtime.pinned)
+
+    def load_paths(self) -> tuple[Path, Path]:
+        """The (.param, .bin) to load: a build's pinned, verified files, else :attr:`param`, :attr:`bin`."""
+        if self.pinned is not None:
+            return self.pinned.param.load_path, self.pinned.bin.load_path
+        return self.param, self.bin
 
 
 @dataclass(frozen=True)
@@ -123,17 +134,8 @@ def locate_model(model: Path) -> LocatedModel:
     A folder holding no manifest but exactly one ``.param`` counts as that ``.param``.
     """
     model = Path(model)
-    if model.is_dir() and (model / MANIFEST_NAME).is_file():
-        manifest = load_manifest(model)
-        builds = manifest.builds
-        shape = [int(d) for d in manifest.input.shape][-3:]
-        return LocatedModel(
-            name=model.name,
-            files={p: (model / builds[p].param, model / builds[p].bin) for p in PRECISIONS if p in builds},
-            input_name=manifest.input.ncnn_name,
-            input_shape=(shape[0], shape[1], shape[2]) if len(shape) == 3 and _positive(*shape) else None,
-            manifest=manifest,
-        )
+    if is_build_dir(model):
+        return _located_build(model, load_manifest(model))
     param = _bare_param(model)
     graph = read_param_graph(param)
     if len(graph.input_names) != 1:
@@ -148,6 +150,43 @@ def locate_model(model: Path) -> LocatedModel:
         input_shape=graph.input_shape,
         graph=graph,
     )
+
+
+def is_build_dir(model: Path) -> bool:
+    """True when ``model`` is a build directory (it holds a manifest)."""
+    return model.is_dir() and (model / MANIFEST_NAME).is_file()
+
+
+def _located_build(model: Path, manifest: Manifest) -> LocatedModel:
+    builds = manifest.builds
+    shape = [int(d) for d in manifest.input.shape][-3:]
+    return LocatedModel(
+        name=model.name,
+        files={p: (model / builds[p].param, model / builds[p].bin) for p in PRECISIONS if p in builds},
+        input_name=manifest.input.ncnn_name,
+        input_shape=(shape[0], shape[1], shape[2]) if len(shape) == 3 and _positive(*shape) else None,
+        manifest=manifest,
+    )
+
+
+def _default_precision(located: LocatedModel, precision: str | None) -> str:
+    if precision is None:
+        return "fp32" if "fp32" in located.files else next(iter(located.files), "fp32")
+    located.files_for(precision)  # a precision the build lacks: one clear line
+    return precision
+
+
+def _pin(model: Path, precision: str | None) -> tuple[LocatedModel, PinnedBuild]:
+    """Locate a build directory and pin ``precision``'s files (see :mod:`edge.runtime.pinned`)."""
+    located: list[LocatedModel] = []
+
+    def choose(manifest: Manifest) -> tuple[str, Artifact]:
+        located[:] = [_located_build(model, manifest)]
+        chosen = _default_precision(located[0], precision)
+        return chosen, manifest.builds[chosen]
+
+    pinned = pin_build(model, choose)
+    return located[0], pinned
 
 
 def _size_from_name(path: Path) -> int | None:
@@ -197,25 +236,24 @@ def resolve_model(
     model = Path(model)
     if precision is not None and precision not in PRECISIONS:
         raise EdgekitError(f"unknown precision {precision!r} (expected one of {', '.join(PRECISIONS)})")
-    located = locate_model(model)
-    if located.manifest is not None:
-        spec = _resolve_build(located, located.manifest, precision, preset)
+    if is_build_dir(model):
+        located, pinned = _pin(model, precision)
+        assert located.manifest is not None  # a build directory is located with its manifest
+        spec = _resolve_build(located, located.manifest, pinned, preset)
     else:
+        located = locate_model(model)
         spec = _resolve_bare(located, precision, preset, size)
     if outputs:
         spec.outputs = {name: name for name in outputs}
         spec.decoder = dataclasses.replace(spec.decoder, layout="auto", roles={})  # other blobs: re-parse
-    for path in (spec.param, spec.bin):
+    for path in (spec.param, spec.bin) if spec.pinned is None else ():
         if not path.is_file():
             raise EdgekitError(f"model file missing: {path}")
     return spec
 
 
-def _resolve_build(
-    located: LocatedModel, manifest: Manifest, precision: str | None, preset: str
-) -> ModelSpec:
-    if precision is None:
-        precision = "fp32" if "fp32" in located.files else next(iter(located.files), "fp32")
+def _resolve_build(located: LocatedModel, manifest: Manifest, pinned: PinnedBuild, preset: str) -> ModelSpec:
+    precision = pinned.precision
     param, weights = located.files_for(precision)
     decoder = manifest.decoder
     input_spec = manifest.input
@@ -223,8 +261,8 @@ def _resolve_build(
         decoder = decoder_spec_from_preset(preset)
         input_spec = input_spec_from_preset(preset, input_spec.ncnn_name, input_spec.width, input_spec.height)
     if decoder is None:
-        raise EdgekitError(f"{located.name} has no decoder in its manifest; pass --preset")
-    graph = read_param_graph(param) if param.is_file() else None
+        raise unrecognised(f"{located.name} (its manifest has no decoder: convert did not recognise it)")
+    graph = _graph_of(pinned)
     return ModelSpec(
         name=located.name,
         precision=precision,
@@ -233,8 +271,21 @@ def _resolve_build(
         input=input_spec,
         outputs={o.name: o.ncnn_name for o in manifest.outputs},
         decoder=decoder,
-        consumed_blobs=graph.consumed_blobs if graph else frozenset(),
+        consumed_blobs=graph.consumed_blobs,
+        pinned=pinned,
     )
+
+
+def _graph_of(pinned: PinnedBuild) -> ParamGraph:
+    """The pinned .param's facts (errors name the build's file, not ``/proc/self/fd``)."""
+    data = os.pread(pinned.param.fd, os.fstat(pinned.param.fd).st_size, 0)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise EdgekitError(
+            f"{pinned.param.shown}: not a text .param (byte {err.start} is not UTF-8)"
+        ) from None
+    return graph_facts(NcnnModel.parse(text, None, param_name=str(pinned.param.shown)))
 
 
 def _resolve_bare(
@@ -245,7 +296,6 @@ def _resolve_bare(
         raise EdgekitError(f"weights missing: expected {param.with_suffix('.bin')} beside {param}")
     graph = located.graph
     assert graph is not None  # a bare .param is always located with its graph
-    chosen = find_preset(guess_preset(graph.output_names) if preset == "auto" else preset)[1].name
     if isinstance(size, tuple):
         width, height = size
     elif size:
@@ -256,6 +306,11 @@ def _resolve_bare(
         height, width = located.input_shape[1:]
     else:
         raise EdgekitError(f"cannot tell the input size of {param}; pass --size")
+    channels = located.input_shape[0] if located.input_shape is not None else 3
+    chw = (channels, height, width)
+    chosen = find_preset(
+        recognise_bare(param, graph.output_names, graph.input_names[0], chw) if preset == "auto" else preset
+    )[1].name
     return ModelSpec(
         name=located.name,
         precision=precision or located.precisions[0],

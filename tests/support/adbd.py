@@ -15,6 +15,16 @@ device's ``/data/local/tmp``: device paths under ``/data/local/tmp`` are mapped 
 sandbox (in shell commands and sync paths) and back (in shell output); sync refuses any
 other path. ``getprop`` answers with the emulated device's properties.
 
+Device kinds: by default the device is this host (its CPU, and its ``python3`` on PATH, like a
+phone with Termux). ``python=False`` gives a stock phone without Python: PATH holds only a
+toolbox of shell tools. ``arch="aarch64"`` makes it an arm64 phone: ``uname -m`` and
+``ro.product.cpu.abi`` say so, and an aarch64 ELF file pushed to it runs under
+``qemu-aarch64-static`` (``QEMU_CPU``, default ``max``), as binfmt_misc would run it: the device
+keeps the binary aside and puts a two-line launcher at the pushed path.
+``app=DIR`` (``--app``) installs the edgekit demo app from an ``android-demo`` directory: ``pm path``
+knows its package and ``am start -n <package>/.BenchActivity ...`` runs its benchmark mode
+(``tests/support/android_app.py``), writing under ``/sdcard`` (mapped to a device-private directory).
+
 Fault injection for tests: ``offline`` (never answers the handshake), ``auth="never"``
 (unauthorized), ``legacy`` (an old adbd that advertises no features: v1 shell without exit
 statuses, v1 ``STAT``/``LIST``), ``die_on`` (the device disappears — commands killed,
@@ -25,7 +35,8 @@ answering but keeps its connections open).
 
 Run as a script it prints ``listening 127.0.0.1:PORT`` and serves until killed::
 
-    python tests/support/adbd.py --sandbox DIR [--port 0] [--auth none|accept|never] ...
+    python tests/support/adbd.py --sandbox DIR [--port 0] [--auth none|accept|never] \
+        [--arch aarch64] [--no-python] ...
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
 import os
 import queue
 import re
@@ -51,6 +63,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 DEVICE_TMP = "/data/local/tmp"
+#: shared storage, where an app's external files directory lives (mapped to a device-private dir)
+SDCARD = "/sdcard"
+#: the emulated stand-in for the installed edgekit demo app (``--app``)
+ANDROID_APP = Path(__file__).resolve().with_name("android_app.py")
+#: the shell tools a device without Python has on PATH (Android's toybox has these and more)
+TOOLBOX = (
+    "sh", "cat", "chmod", "cp", "mkdir", "mv", "rm", "ls", "ln", "wc", "head", "tail", "grep", "sed",
+    "tr", "env", "id", "sleep", "touch", "stat", "dd", "mktemp", "date", "basename", "dirname",
+)  # fmt: skip
+ELF_AARCH64 = 183  # e_machine of an aarch64 ELF file
 
 A_CNXN = 0x4E584E43
 A_AUTH = 0x48545541
@@ -317,9 +339,16 @@ class EmulatedDevice:
         die_delay: float = 0.5,
         hang_on: str | None = None,
         trace: bool = False,
+        arch: str | None = None,
+        python: bool = True,
+        app: Path | None = None,
     ) -> None:
         if auth not in ("none", "accept", "never"):
             raise ValueError(f"auth must be none, accept or never, not {auth!r}")
+        if arch not in (None, "aarch64"):
+            raise ValueError(f"arch must be None (this host's) or aarch64, not {arch!r}")
+        self.arch = arch
+        self.python = python
         self.sandbox = Path(sandbox).resolve()
         self.sandbox.mkdir(parents=True, exist_ok=True)
         self.auth = auth
@@ -338,7 +367,20 @@ class EmulatedDevice:
         self._connections: set[Connection] = set()
         self._children: set[subprocess.Popen[bytes]] = set()
         self._system = Path(tempfile.mkdtemp(prefix="adbd-system-"))
+        self._properties = dict(PROPERTIES)
+        if arch == "aarch64":
+            self._properties["ro.product.cpu.abi"] = "arm64-v8a"
+            self._qemu = shutil.which("qemu-aarch64-static")
+            if self._qemu is None:
+                raise RuntimeError(
+                    "an aarch64 device needs qemu-aarch64-static (apt-get install qemu-user-static)"
+                )
         self._write_getprop()
+        self._write_tools()
+        self.sdcard = self._system / "sdcard"  # stands for /sdcard
+        self.sdcard.mkdir()
+        if app is not None:
+            self._write_app(Path(app).resolve())
         self.listener = socket.create_server(("127.0.0.1", port))
         self.port: int = self.listener.getsockname()[1]
         self.vanished = threading.Event()
@@ -416,21 +458,24 @@ class EmulatedDevice:
     def to_host(self, device_path: str) -> Path | None:
         """The sandbox path for a device path under /data/local/tmp (None elsewhere)."""
         normal = os.path.normpath("/" + device_path.lstrip("/"))
-        if normal == DEVICE_TMP:
-            return self.sandbox
-        if normal.startswith(DEVICE_TMP + "/"):
-            return self.sandbox / normal[len(DEVICE_TMP) + 1 :]
+        for device_root, host_root in ((DEVICE_TMP, self.sandbox), (SDCARD, self.sdcard)):
+            if normal == device_root:
+                return host_root
+            if normal.startswith(device_root + "/"):
+                return host_root / normal[len(device_root) + 1 :]
         return None
 
     def map_command(self, command: str) -> str:
-        return command.replace(DEVICE_TMP, str(self.sandbox))
+        return command.replace(DEVICE_TMP, str(self.sandbox)).replace(SDCARD + "/", f"{self.sdcard}/")
 
     def unmap_output(self, data: bytes) -> bytes:
+        data = data.replace(str(self.sdcard).encode(), SDCARD.encode())
         return data.replace(str(self.sandbox).encode(), DEVICE_TMP.encode())
 
     def _write_getprop(self) -> None:
-        lines = [f"[{k}]: [{v}]" for k, v in sorted(PROPERTIES.items())]
-        cases = "\n".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;" for k, v in PROPERTIES.items())
+        props = self._properties
+        lines = [f"[{k}]: [{v}]" for k, v in sorted(props.items())]
+        cases = "\n".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;" for k, v in props.items())
         script = (
             "#!/bin/sh\n"
             'if [ $# -eq 0 ]; then\n  cat <<"EOF"\n' + "\n".join(lines) + "\nEOF\n  exit 0\nfi\n"
@@ -439,6 +484,62 @@ class EmulatedDevice:
         getprop = self._system / "getprop"
         getprop.write_text(script)
         getprop.chmod(0o755)
+
+    def _write_tools(self) -> None:
+        """The device's own programs: a toolbox without Python, and ``uname`` on an arm64 device."""
+        if not self.python:
+            for tool in TOOLBOX:
+                found = shutil.which(tool)
+                if found and not (self._system / tool).exists():
+                    (self._system / tool).symlink_to(found)
+        if self.arch == "aarch64":
+            uname = self._system / "uname"
+            real = shutil.which("uname") or "/bin/uname"
+            machine = os.uname().machine
+            uname.write_text(f'#!/bin/sh\n{real} "$@" | sed "s/{machine}/aarch64/g"\n')
+            uname.chmod(0o755)
+
+    def _write_app(self, app: Path) -> None:
+        """The installed demo app (``app``: the android-demo directory): ``pm`` knows it, ``am start``
+        runs its BenchActivity (``tests/support/android_app.py``), files under /sdcard/Android/data."""
+        package = json.loads((app / "edgekit-app.json").read_text())["package"]
+        files = self.sdcard / "Android" / "data" / package / "files"
+        files.mkdir(parents=True)
+        for tool in ("am", "pm"):
+            launcher = self._system / tool
+            command = [sys.executable, str(ANDROID_APP), "--app", str(app), "--files", str(files)]
+            if self.arch == "aarch64":  # the app's native core is then the aarch64 build, under QEMU
+                command += ["--qemu", str(self._qemu)]
+            command.append(tool)
+            launcher.write_text(f'#!/bin/sh\nexec {shlex.join(command)} "$@"\n')
+            launcher.chmod(0o755)
+
+    def device_path_env(self) -> str:
+        """PATH of the device's shell: the toolbox alone without Python, else also this host's."""
+        if not self.python:
+            return str(self._system)
+        return f"{self._system}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+
+    def _binfmt(self, host: Path) -> None:
+        """An aarch64 ELF just pushed to ``host``: keep it aside, leave a QEMU launcher in its place."""
+        with open(host, "rb") as fh:
+            head = fh.read(20)
+        if (
+            self.arch != "aarch64"
+            or head[:4] != b"\x7fELF"
+            or struct.unpack_from("<H", head, 18)[0] != ELF_AARCH64
+        ):
+            return
+        store = self._system / "binfmt"
+        store.mkdir(exist_ok=True)
+        fd, kept_name = tempfile.mkstemp(dir=store, prefix=host.name + "-")
+        os.close(fd)
+        kept = Path(kept_name)
+        os.replace(host, kept)
+        kept.chmod(0o755)
+        launcher = f'#!/bin/sh\nexec {self._qemu} -cpu "${{QEMU_CPU:-max}}" {shlex.quote(str(kept))} "$@"\n'
+        host.write_text(launcher)
+        host.chmod(0o755)
 
     # -- services -------------------------------------------------------------------------
     def service_for(self, service: str) -> Callable[[Stream], None] | None:
@@ -460,7 +561,7 @@ class EmulatedDevice:
     def _shell(self, s: Stream, command: str, *, v2: bool, merge: bool) -> None:
         """Run ``command`` with /bin/sh; v2 frames output and ends with the exit status."""
         env = dict(os.environ)
-        env["PATH"] = f"{self._system}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+        env["PATH"] = self.device_path_env()
         env["ANDROID_DATA"] = "/data"
         argv = ["/bin/sh", "-c", self.map_command(command)] if command else ["/bin/sh"]
         child = subprocess.Popen(
@@ -639,6 +740,7 @@ class EmulatedDevice:
                 os.chmod(temporary, stat.S_IMODE(mode) or 0o644)
                 os.utime(temporary, (mtime, mtime))
                 os.replace(temporary, host)  # type: ignore[arg-type]
+                self._binfmt(host)  # type: ignore[arg-type]
             else:
                 os.unlink(temporary)
         if error is None:
@@ -674,6 +776,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--die-delay", type=float, default=0.5, help="...this long after it (s); 0: at once")
     parser.add_argument("--hang-on", help="stop answering on an event matching this regex")
     parser.add_argument("--trace", action="store_true", help="log services and sync requests on stderr")
+    parser.add_argument(
+        "--arch", choices=("aarch64",), help="an arm64 device: aarch64 ELF files run under QEMU"
+    )
+    parser.add_argument("--no-python", action="store_true", help="a stock phone: no python3 on PATH")
+    parser.add_argument(
+        "--app", type=Path, help="android-demo directory: the edgekit demo app is installed (am/pm)"
+    )
     args = parser.parse_args(argv)
     device = EmulatedDevice(
         args.sandbox,
@@ -686,6 +795,9 @@ def main(argv: list[str] | None = None) -> int:
         die_delay=args.die_delay,
         hang_on=args.hang_on,
         trace=args.trace,
+        arch=args.arch,
+        python=not args.no_python,
+        app=args.app,
     )
     device.on_vanish = lambda: (device.remove_system(), os._exit(137))
 

@@ -1,13 +1,12 @@
-"""A YOLOv8-style model family defined only here, to prove families are plug-ins.
+"""A model family defined only here, to prove families are plug-ins (YOLOv8 is built in now).
 
 Loaded by the CLI through ``EDGEKIT_FAMILY_MODULES=tests.support.toy_family``; nothing outside
-this module knows it. Head: one ``(4 + C) x N`` output, N locations over strides 8, 16, 32,
-rows ``cx, cy, w, h`` in input pixels then ``C`` class scores (sigmoid applied).
+this module knows it. Head: one ``K x 6`` output of finished detections, as exports with the
+NMS in the graph give them: ``x1, y1, x2, y2`` (input pixels), score, class id per row.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,52 +15,37 @@ import numpy as np
 from edge.decoders.base import Detections, expect, shape_text, squeeze
 from edge.decoders.coco import COCO_CATEGORY_IDS, coco_class_names
 from edge.decoders.family import Family, Layout, LayoutContext, OutputInfo, Parsed, Preset, Recognised
-from edge.decoders.nms import batched_nms
 from edge.decoders.registry import register_family
 from edge.decoders.spec import DecoderSpec, Thresholds
+
+COLUMNS = 6
 
 
 @dataclass(frozen=True)
 class ToyConfig:
-    strides: tuple[int, ...] = (8, 16, 32)
+    box_format: str = "xyxy"
 
 
-@dataclass
-class ToyHead:
-    boxes: np.ndarray  # (N, 4) cx, cy, w, h
-    scores: np.ndarray  # (N, C)
-
-
-def _locations(width: int, height: int, strides: Sequence[int]) -> int:
-    return sum(math.ceil(width / s) * math.ceil(height / s) for s in strides)
-
-
-def parse_single(outputs: Mapping[str, np.ndarray], ctx: LayoutContext) -> Parsed:
+def parse_rows(outputs: Mapping[str, np.ndarray], ctx: LayoutContext) -> Parsed:
     expect(len(outputs) == 1, f"needs one output, got {len(outputs)}")
     name, array = next(iter(outputs.items()))
     array = squeeze(array, 2)
-    k = 4 + ctx.decoder.num_classes
-    n = _locations(ctx.input_width, ctx.input_height, ctx.config.strides)
-    expect(array.shape == (k, n), f"needs {k}x{n}, got {shape_text(array)}")
-    return Parsed(ToyHead(array[:4].T, array[4:].T), {"head": name})
+    expect(array.ndim == 2 and array.shape[1] == COLUMNS, f"needs K x {COLUMNS}, got {shape_text(array)}")
+    return Parsed(np.ascontiguousarray(array, dtype=np.float32), {"detections": name})
 
 
-def decode_toy(
-    head: ToyHead, decoder: DecoderSpec, input_width: int, input_height: int, limits: Thresholds
+def decode_rows(
+    head: np.ndarray, decoder: DecoderSpec, input_width: int, input_height: int, limits: Thresholds
 ) -> Detections:
-    locations, class_ids = np.nonzero(head.scores > limits.score)
-    if locations.size == 0:
-        return Detections.empty()
-    cxcy, wh = head.boxes[locations, :2], head.boxes[locations, 2:]
-    boxes = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1).astype(np.float32)
-    np.clip(boxes, 0, [input_width, input_height, input_width, input_height], out=boxes)
-    scores = head.scores[locations, class_ids].astype(np.float32)
-    keep = batched_nms(boxes, scores, class_ids, limits.nms_iou, limits.max_detections)
-    return Detections(boxes[keep], scores[keep], class_ids[keep].astype(np.int64))
+    rows = head[head[:, 4] > limits.score]
+    rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+    if limits.max_detections > 0:
+        rows = rows[: limits.max_detections]
+    return Detections(rows[:, :4].copy(), rows[:, 4].copy(), rows[:, 5].astype(np.int64))
 
 
 TOY = Preset(
-    name="toyolo",
+    name="toydets",
     config=ToyConfig(),
     color="RGB",
     mean=(0.0, 0.0, 0.0),
@@ -73,12 +57,11 @@ TOY = Preset(
 
 
 def recognise(outputs: Sequence[OutputInfo], width: int, height: int) -> Recognised | None:
-    if len(outputs) != 1 or len(outputs[0].shape) != 3:
+    if len(outputs) != 1 or len(outputs[0].shape) != 3 or outputs[0].shape[2] != COLUMNS:
         return None
-    _, k, n = outputs[0].shape
-    if n != _locations(width, height, TOY.config.strides) or not isinstance(k, int) or k <= 4:
-        return None
-    return Recognised(TOY.name, k - 4, [f"per location: cx, cy, w, h (input pixels), {k - 4} sigmoid scores"])
+    return Recognised(
+        TOY.name, len(TOY.class_names), ["per row: x1, y1, x2, y2 (input pixels), score, class id"]
+    )
 
 
 FAMILY = register_family(
@@ -86,8 +69,8 @@ FAMILY = register_family(
         name="toy",
         config_type=ToyConfig,
         presets=(TOY,),
-        layouts=(Layout("toy-single", parse_single, "one (4 + C) x N output"),),
-        decode=decode_toy,
+        layouts=(Layout("toy-dets", parse_rows, "one K x 6 output of finished detections"),),
+        decode=decode_rows,
         recognise=recognise,
         guess=lambda names: None,
     )

@@ -14,6 +14,7 @@ from edge.decoders.family import Family, OutputInfo, Preset, Recognised
 from edge.decoders.nanodet.decode import decode_nanodet
 from edge.decoders.nanodet.layouts import LAYOUTS, DenseHead
 from edge.decoders.registry import register_family
+from edge.decoders.spec import bounded
 
 __all__ = ["FAMILY", "DenseHead", "NanodetConfig"]
 
@@ -27,8 +28,8 @@ class NanodetConfig:
     in ``"bins"`` (times the stride gives pixels) or ``"pixels"``. None: as the layout implies.
     """
 
-    strides: tuple[int, ...]
-    reg_max: int = 7
+    strides: tuple[int, ...] = bounded(minimum=1, min_items=1)
+    reg_max: int = bounded(minimum=0, default=7)
     center_offset: float = 0.0
     class_scores: str | None = None
     distances: str | None = None
@@ -101,9 +102,12 @@ def recognise(outputs: Sequence[OutputInfo], width: int, height: int) -> Recogni
 
 
 def guess(output_names: Sequence[str]) -> str | None:
-    """NanoDet-m for ``cls_pred_stride_*`` outputs, NanoDet-Plus for a single or ``cls{s}`` head."""
+    """NanoDet-m for ``cls_pred_stride_*`` outputs, NanoDet-Plus for a single or ``cls{s}`` head
+    (but not ultralytics' ``output0``, which is YOLOv8's)."""
     if any(n.startswith("cls_pred_stride_") for n in output_names):
         return LEGACY.name
+    if list(output_names) == ["output0"]:
+        return None
     if len(output_names) == 1 or any(n in ("cls8", "dis8") for n in output_names):
         return PLUS.name
     return None
