@@ -20,11 +20,11 @@ from typing import Any
 from benchmarks.runners import (
     BenchModel,
     BenchncnnRunner,
-    LatencyStats,
     Measurement,
     PushFn,
     RunnerFailed,
     TimingPlan,
+    measurements_from_runs,
 )
 from benchmarks.targets.base import Target, TargetError
 from edge.checksums import sha256_file
@@ -103,15 +103,7 @@ class AppRunner:
         if not isinstance(data, dict) or "runs" not in data:
             message = data.get("message") if isinstance(data, dict) else None
             raise RunnerFailed(f"the app's benchmark failed: {message or text.strip()[:200]}")
-        return [
-            Measurement(
-                threads=int(run["threads"]),
-                latency_ms=LatencyStats.from_samples(run["latencies_ms"]),
-                load_ms=run.get("load_ms"),
-                peak_rss_mb=run.get("peak_rss_mb"),
-            )
-            for run in data["runs"]
-        ]
+        return measurements_from_runs(data["runs"])
 
     @staticmethod
     def _wait(target: Target, remote: str, timeout: float) -> None:

@@ -100,6 +100,19 @@ class Measurement:
     peak_rss_mb: float | None = None
 
 
+def measurements_from_runs(runs: list[dict[str, Any]]) -> list[Measurement]:
+    """The measurements in a JSON runner's ``runs`` list (one entry per thread count)."""
+    return [
+        Measurement(
+            threads=int(run["threads"]),
+            latency_ms=LatencyStats.from_samples(run["latencies_ms"]),
+            load_ms=run.get("load_ms"),
+            peak_rss_mb=run.get("peak_rss_mb"),
+        )
+        for run in runs
+    ]
+
+
 class RunnerFailed(Exception):
     """The runner ran but could not measure one model (the target itself is fine)."""
 
@@ -235,16 +248,7 @@ class JsonRunner:
         applied = data.get("powersave")  # what ncnn reports back (get_cpu_powersave)
         if applied is not None and int(applied) != plan.powersave:
             raise RunnerFailed(f"ncnn kept powersave {applied} instead of {plan.powersave} (--cores)")
-        runs = data["runs"]
-        return [
-            Measurement(
-                threads=int(run["threads"]),
-                latency_ms=LatencyStats.from_samples(run["latencies_ms"]),
-                load_ms=run.get("load_ms"),
-                peak_rss_mb=run.get("peak_rss_mb"),
-            )
-            for run in runs
-        ]
+        return measurements_from_runs(data["runs"])
 
     def _call(self, target: Target, installed: str, args: list[str], timeout: float) -> dict[str, Any]:
         return call_json(target, [*self.argv(installed), *args], timeout, self.kind)

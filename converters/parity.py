@@ -124,6 +124,12 @@ def make_inputs(
     return ParityInputs(tensors, f"random:{seed}")
 
 
+def _onnxruntime_failed(exc: Exception) -> EdgekitError:
+    """One clear line for an onnxruntime failure: the first line of its message."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return EdgekitError(f"onnxruntime cannot run the model: {first[:300]}")
+
+
 def onnxruntime_session(model: onnx.ModelProto) -> ort.InferenceSession:
     """A CPU onnxruntime session over an in-memory model (the reference)."""
     opts = ort.SessionOptions()
@@ -132,8 +138,7 @@ def onnxruntime_session(model: onnx.ModelProto) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EdgekitError(f"onnxruntime cannot run the model: {first[:300]}") from None
+        raise _onnxruntime_failed(exc) from None
 
 
 def _run_reference(
@@ -143,8 +148,7 @@ def _run_reference(
     try:
         return [session.run(None, {input_name: t}) for t in tensors]
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EdgekitError(f"onnxruntime cannot run the model: {first[:300]}") from None
+        raise _onnxruntime_failed(exc) from None
 
 
 def reference_outputs(

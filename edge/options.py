@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -115,6 +116,11 @@ def warn_unused_run_options(builds: list[Path], target: str | None, runner: str,
         warn_ignored("--runner", "it chooses what runs on a --target device; this run is local")
     if size is not None and any(Path(b).is_dir() for b in builds):
         warn_ignored("--size", "a build's manifest gives its input size (--size is for a bare .param)")
+
+
+def target_option(help_text: str) -> Any:
+    """The ``--target/-t`` option of the commands that run a model on a device (detect, eval)."""
+    return typer.Option("--target", "-t", help=help_text)
 
 
 def name_list(param: typer.CallbackParam, value: str | None) -> str | None:

@@ -247,6 +247,8 @@ MANIFEST_MUTATIONS = {
     "bytes as text": (lambda m: m["source"].__setitem__("bytes", "12"), "source.bytes"),
     "a norm short": (lambda m: m["input"]["norm"].pop(0), "input.norm"),
     "a mean short": (lambda m: m["input"]["mean"].pop(), "input.mean"),
+    "a huge mean": (lambda m: m["input"]["mean"].__setitem__(2, 1e300), "input.mean[2]"),
+    "a huge norm": (lambda m: m["input"]["norm"].__setitem__(0, -1e300), "input.norm[0]"),
     "no param file": (
         lambda m: m["artifacts"]["ncnn"]["fp32"]["files"].pop("param"),
         "artifacts.ncnn.fp32.files",

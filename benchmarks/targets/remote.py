@@ -25,7 +25,7 @@ from edge.media import read_image
 from edge.preprocess import preprocess
 from edge.remote import RemoteDetections, RemoteRequest
 from edge.runtime.detector import Detector
-from edge.runtime.resolve import resolve_model
+from edge.runtime.resolve import ModelSpec, resolve_model
 
 #: seconds allowed for one detect / infer call on the device (emulated inferences take many seconds)
 DETECT_TIMEOUT = 7200.0
@@ -57,6 +57,34 @@ class TargetDetection:
             raise EdgekitError(f"{target.name}: {exc}") from None
         except RunnerFailed as exc:
             raise EdgekitError(f"the runner on {target.name} failed: {exc}") from None
+
+
+#: where each runner runs which part of the pipeline (``{target}``: the target's name)
+WHERE = {
+    "native": "whole pipeline on {target} (native edgekit-runner: preprocessing, inference, decoding)",
+    "python": "preprocessing and decoding on this host, inference on {target} (Python runner)",
+}
+
+
+def _detections(
+    target: Target,
+    runner: str,
+    spec: ModelSpec,
+    layout: str | None,
+    class_names: tuple[str, ...],
+    records: list[dict[str, Any]],
+) -> RemoteDetections:
+    """One run's records on ``target``, labelled with the runner and where each step ran."""
+    return RemoteDetections(
+        target=target.name,
+        runner=runner,
+        where=WHERE[runner].format(target=target.name),
+        model=spec.name,
+        precision=spec.precision,
+        layout=layout,
+        class_names=class_names,
+        records=records,
+    )
 
 
 def _push_images(target: Target, images: list[Path]) -> list[str]:
@@ -108,16 +136,7 @@ def _native(target: Target, runner: NativeRunner, request: RemoteRequest, say: S
     for record, local in zip(records, request.images, strict=True):
         record["input"] = str(local)
     names = tuple(spec.decoder.class_names) or tuple(str(i) for i in range(spec.decoder.num_classes))
-    return RemoteDetections(
-        target=target.name,
-        runner="native",
-        where=f"whole pipeline on {target.name} (native edgekit-runner: preprocessing, inference, decoding)",
-        model=spec.name,
-        precision=spec.precision,
-        layout=summary.get("layout") or spec.decoder.layout,
-        class_names=names,
-        records=records,
-    )
+    return _detections(target, "native", spec, summary.get("layout") or spec.decoder.layout, names, records)
 
 
 def _python(target: Target, runner: PythonRunner, request: RemoteRequest, say: Say) -> RemoteDetections:
@@ -166,15 +185,6 @@ def _python(target: Target, runner: PythonRunner, request: RemoteRequest, say: S
                 {"input": str(path), "width": image.shape[1], "height": image.shape[0],
                  "detections": detector.to_records(found)}
             )  # fmt: skip
-        return RemoteDetections(
-            target=target.name,
-            runner="python",
-            where=f"preprocessing and decoding on this host, inference on {target.name} (Python runner)",
-            model=spec.name,
-            precision=spec.precision,
-            layout=detector.detected_layout,
-            class_names=detector.class_names,
-            records=records,
-        )
+        return _detections(target, "python", spec, detector.detected_layout, detector.class_names, records)
     finally:
         detector.close()

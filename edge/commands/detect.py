@@ -22,6 +22,7 @@ from edge.options import (
     output_path,
     positive,
     side,
+    target_option,
     thread_count,
     warn_unused_run_options,
 )
@@ -181,10 +182,7 @@ def detect_command(
     as_json: Annotated[bool, typer.Option("--json", help="print all detections as JSON on stdout")] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite existing outputs")] = False,
     target: Annotated[
-        str | None,
-        typer.Option(
-            "--target", "-t", help="detect on a device (as in `edgekit bench`): adb[://serial], ssh://..."
-        ),
+        str | None, target_option("detect on a device (as in `edgekit bench`): adb[://serial], ssh://...")
     ] = None,
     runner: Annotated[str, typer.Option(help=RUNNER_HELP)] = "auto",
 ) -> None:

@@ -21,6 +21,7 @@ from edge.options import (
     positive,
     precision_list,
     side,
+    target_option,
     thread_count,
     warn_unused_run_options,
 )
@@ -94,10 +95,7 @@ def eval_command(
     ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON on stdout")] = False,
     target: Annotated[
-        str | None,
-        typer.Option(
-            "--target", "-t", help="evaluate the detections a device makes: adb[://serial], ssh://..."
-        ),
+        str | None, target_option("evaluate the detections a device makes: adb[://serial], ssh://...")
     ] = None,
     runner: Annotated[str, typer.Option(help=RUNNER_HELP)] = "auto",
 ) -> None:

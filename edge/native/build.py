@@ -16,17 +16,16 @@ import json
 import os
 import platform
 import shutil
-import tarfile
 import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
 from edge.atomic import write_json
-from edge.native.cmake import NativeBuildError, Progress, build_command, generator, locked, run
+from edge.native.cmake import NativeBuildError, Progress, build_command, generator, locked, publish_stage, run
 from edge.native.layers import KEPT_LAYERS, layer_options
 from edge.native.libjpeg import ensure_libjpeg, jpeg_built
-from edge.native.sdist import download_sdist
+from edge.native.sdist import download_sdist, unpack_cmake_tree
 
 ARCHES = ("host", "aarch64")
 NATIVE_DIR = Path(__file__).resolve().parent
@@ -155,17 +154,9 @@ def ensure_source(version: str, progress: Progress) -> Path:
             return tree
         progress(f"downloading the ncnn {version} source archive from pip's configured index")
         with tempfile.TemporaryDirectory(prefix=".ncnn-src.", dir=root) as tmp:
-            archive = download_sdist("ncnn", version, Path(tmp))
-            with tarfile.open(archive) as tar:
-                try:
-                    tar.extractall(Path(tmp) / "x", filter="data")
-                except TypeError:  # Python without extraction filters
-                    tar.extractall(Path(tmp) / "x")
-            unpacked = [p for p in (Path(tmp) / "x").iterdir() if (p / "CMakeLists.txt").is_file()]
-            if not unpacked:
-                raise NativeBuildError(f"{archive.name} holds no CMake source tree")
+            unpacked = unpack_cmake_tree(download_sdist("ncnn", version, Path(tmp)), Path(tmp) / "x")
             tree.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(unpacked[0], tree)
+            os.replace(unpacked, tree)
     return tree
 
 
@@ -203,19 +194,13 @@ def ensure_ncnn(source: Path, arch: str, jobs: int, progress: Progress) -> Path:
     run(build_command(work, jobs), home, progress, f"{arch}: building ncnn", log)
     run(["cmake", "--install", str(work)], home, progress, f"{arch}: installing ncnn", log)
     seconds = time.monotonic() - t0
-    write_json(
-        stage / "edgekit-ncnn.json",
-        {
-            "options_sha256": digest,
-            "build_seconds": round(seconds, 1),
-            "jobs": jobs,
-            "layers": list(KEPT_LAYERS),
-        },
-    )
-    if prefix.exists():
-        shutil.rmtree(prefix)
-    os.replace(stage, prefix)
-    shutil.rmtree(work, ignore_errors=True)
+    record = {
+        "options_sha256": digest,
+        "build_seconds": round(seconds, 1),
+        "jobs": jobs,
+        "layers": list(KEPT_LAYERS),
+    }
+    publish_stage(stage, prefix, work, "edgekit-ncnn.json", record)
     progress(f"{arch}: ncnn built in {seconds / 60:.1f} min")
     return prefix
 

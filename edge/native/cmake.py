@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+from edge.atomic import write_json
 from edge.errors import EdgekitError
 
 Progress = Callable[[str], None]
@@ -72,3 +75,12 @@ def generator() -> list[str]:
 def build_command(build_dir: Path, jobs: int, target: str | None = None) -> list[str]:
     cmd = ["cmake", "--build", str(build_dir), "--parallel", str(jobs)]
     return [*cmd, "--target", target] if target else cmd
+
+
+def publish_stage(stage: Path, prefix: Path, work: Path, record_name: str, record: dict[str, Any]) -> None:
+    """Write ``record`` as ``stage/record_name``, put ``stage`` in place of ``prefix``, drop ``work``."""
+    write_json(stage / record_name, record)
+    if prefix.exists():
+        shutil.rmtree(prefix)
+    os.replace(stage, prefix)
+    shutil.rmtree(work, ignore_errors=True)

@@ -18,15 +18,13 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-from edge.atomic import write_json
 from edge.native.apt import DEBIAN_SUITES, debian_mirror
-from edge.native.cmake import Progress, build_command, generator, locked, run
-from edge.native.sdist import SourceError, _read
+from edge.native.cmake import Progress, build_command, generator, locked, publish_stage, run
+from edge.native.sdist import SourceError, _read, unpack_cmake_tree
 
 PACKAGE = "libjpeg-turbo"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -140,17 +138,10 @@ def ensure_source(root: Path, progress: Progress) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{PACKAGE}-src.", dir=root) as tmp:
             archive, version = download_orig(Path(tmp))
-            with tarfile.open(archive) as tar:
-                try:
-                    tar.extractall(Path(tmp) / "x", filter="data")
-                except TypeError:  # Python without extraction filters
-                    tar.extractall(Path(tmp) / "x")
-            unpacked = [p for p in (Path(tmp) / "x").iterdir() if (p / "CMakeLists.txt").is_file()]
-            if not unpacked:
-                raise SourceError(f"{archive.name} holds no CMake source tree")
+            unpacked = unpack_cmake_tree(archive, Path(tmp) / "x")
             tree = root / "src" / f"{PACKAGE}-{version}"
             tree.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(unpacked[0], tree)
+            os.replace(unpacked, tree)
     return tree
 
 
@@ -210,13 +201,12 @@ def ensure_libjpeg(
     for header in HEADERS:
         shutil.copyfile(source / header, stage / "include" / header)
     seconds = time.monotonic() - t0
-    write_json(
-        stage / "edgekit-libjpeg.json",
-        {"options_sha256": digest, "source": source.name, "build_seconds": round(seconds, 1), "jobs": jobs},
-    )
-    if prefix.exists():
-        shutil.rmtree(prefix)
-    os.replace(stage, prefix)
-    shutil.rmtree(work, ignore_errors=True)
+    record = {
+        "options_sha256": digest,
+        "source": source.name,
+        "build_seconds": round(seconds, 1),
+        "jobs": jobs,
+    }
+    publish_stage(stage, prefix, work, "edgekit-libjpeg.json", record)
     progress(f"{arch}: {PACKAGE} built in {seconds:.0f} s")
     return prefix

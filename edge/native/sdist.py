@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -197,3 +198,16 @@ def download_sdist(
     """``project``'s ``version`` source archive from pip's configured indexes, checksum-verified."""
     urls = pip_index_urls() if index_urls is None else list(index_urls)
     return download(find_sdist(project, version, urls), dest_dir)
+
+
+def unpack_cmake_tree(archive: Path, dest: Path) -> Path:
+    """Unpack ``archive`` under ``dest`` and return the top-level folder holding a ``CMakeLists.txt``."""
+    with tarfile.open(archive) as tar:
+        try:
+            tar.extractall(dest, filter="data")
+        except TypeError:  # Python without extraction filters
+            tar.extractall(dest)
+    unpacked = [p for p in dest.iterdir() if (p / "CMakeLists.txt").is_file()]
+    if not unpacked:
+        raise SourceError(f"{archive.name} holds no CMake source tree")
+    return unpacked[0]

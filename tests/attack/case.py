@@ -16,6 +16,8 @@ VERDICTS = ("crash", "internal", "timeout", "harness", "unclear", "accepted", "c
 PROGRESS_LINE = re.compile(r"^edgekit: \[\s*\d+\.\d s\] ")
 TRACEBACK = "Traceback (most recent call last)"
 INTERNAL = "internal error"
+#: the cheapest timing options of `edgekit bench` (one loop, no warm-up, one thread)
+QUICK_BENCH = ["--loops", "1", "--warmup", "0", "--threads", "1"]
 
 
 @dataclass

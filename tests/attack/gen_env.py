@@ -6,7 +6,7 @@ import random
 import re
 from pathlib import Path
 
-from tests.attack.case import Case
+from tests.attack.case import QUICK_BENCH, Case
 
 SOURCE = Path(__file__).resolve().parents[2]
 #: variables that are not settings of the product: EDGEKIT_DEBUG asks for tracebacks on purpose;
@@ -45,19 +45,8 @@ VALUES = [
 #: a cheap call that makes each kind of variable be read
 CALLS = {
     "PNNX": ["convert", "{tiny_onnx}", "-o", "out", "--preset", "none", "--no-fp16", "--verify-num", "1"],
-    "SSH": [
-        "bench",
-        "{build}",
-        "-t",
-        "ssh://attack@127.0.0.1:1",
-        "--loops",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-    ],
-    "ADB": ["bench", "{build}", "-t", "adb", "--loops", "1", "--warmup", "0", "--threads", "1"],
+    "SSH": ["bench", "{build}", "-t", "ssh://attack@127.0.0.1:1", *QUICK_BENCH],
+    "ADB": ["bench", "{build}", "-t", "adb", *QUICK_BENCH],
     "FAMILY": ["detect", "{build}", "{img}", "-o", "out"],
 }
 #: variables of no known kind go through detect (the cheapest call that opens a build and runs it)

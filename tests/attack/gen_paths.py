@@ -11,7 +11,7 @@ import os
 import random
 from pathlib import Path
 
-from tests.attack.case import Case
+from tests.attack.case import QUICK_BENCH, Case
 
 LONG = "n" * 250  # fits a name alone, not with a staging prefix and suffix
 #: (label, path) as an output; the user tree holds notes.txt, model.onnx, images/, data.json, build/
@@ -74,34 +74,8 @@ CALLS = {
     ],
     "detect-out": ["detect", "{build}", "images/a.jpg", "-o", "OUT"],
     "calibrate-out": ["calibrate", "{build}", "--images", "{calib}", "-o", "OUT", "--calib-num", "1"],
-    "bench-csv": [
-        "bench",
-        "{build}",
-        "--loops",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-        "--precision",
-        "fp32",
-        "--csv",
-        "OUT",
-    ],
-    "bench-plot": [
-        "bench",
-        "{build}",
-        "--loops",
-        "1",
-        "--warmup",
-        "0",
-        "--threads",
-        "1",
-        "--precision",
-        "fp32",
-        "--plot",
-        "OUT",
-    ],
+    "bench-csv": ["bench", "{build}", *QUICK_BENCH, "--precision", "fp32", "--csv", "OUT"],
+    "bench-plot": ["bench", "{build}", *QUICK_BENCH, "--precision", "fp32", "--plot", "OUT"],
     "zoo-out": ["zoo", "build", "ssd-resnet34-1200", "--input-size", "0", "-o", "OUT"],
     "convert-in": ["convert", "IN", "-o", "out", "--preset", "none", "--no-fp16"],
     "detect-build": ["detect", "IN", "images/a.jpg", "-o", "out"],
@@ -111,7 +85,7 @@ CALLS = {
     "eval-images": ["eval", "{build}", "--coco", "{coco}", "--images", "IN", "--limit", "1"],
     "calibrate-images": ["calibrate", "{build}", "--images", "IN", "-o", "t.table"],
     "calibrate-build": ["calibrate", "IN", "--images", "{calib}", "-o", "t.table"],
-    "bench-build": ["bench", "IN", "--loops", "1", "--warmup", "0", "--threads", "1"],
+    "bench-build": ["bench", "IN", *QUICK_BENCH],
 }
 #: input == output and other self-destructive calls
 SELF = [
@@ -155,51 +129,15 @@ SELF = [
     ),
     (
         "bench --csv build/manifest.json --force",
-        [
-            "bench",
-            "build",
-            "--loops",
-            "1",
-            "--warmup",
-            "0",
-            "--threads",
-            "1",
-            "--csv",
-            "build/manifest.json",
-            "--force",
-        ],
+        ["bench", "build", *QUICK_BENCH, "--csv", "build/manifest.json", "--force"],
     ),
     (
         "bench --plot images/a.jpg --force",
-        [
-            "bench",
-            "build",
-            "--loops",
-            "1",
-            "--warmup",
-            "0",
-            "--threads",
-            "1",
-            "--plot",
-            "images/a.jpg",
-            "--force",
-        ],
+        ["bench", "build", *QUICK_BENCH, "--plot", "images/a.jpg", "--force"],
     ),
     (
         "bench --csv notes.txt --force",
-        [
-            "bench",
-            "build",
-            "--loops",
-            "1",
-            "--warmup",
-            "0",
-            "--threads",
-            "1",
-            "--csv",
-            "notes.txt",
-            "--force",
-        ],
+        ["bench", "build", *QUICK_BENCH, "--csv", "notes.txt", "--force"],
     ),
     (
         "zoo -o model.onnx --force",

@@ -12,7 +12,7 @@ import signal
 from functools import partial
 from pathlib import Path
 
-from tests.attack.case import Case
+from tests.attack.case import QUICK_BENCH, Case
 
 CONVERT_REAL = ["convert", "{real_onnx}", "-o", "out"]
 #: seconds a convert of the real fixture model takes here (random points are drawn in 0..this)
@@ -179,38 +179,12 @@ DISK = [
     ),
     (
         "bench csv",
-        [
-            "bench",
-            "{build}",
-            "--loops",
-            "1",
-            "--warmup",
-            "0",
-            "--threads",
-            "1",
-            "--precision",
-            "fp32",
-            "--csv",
-            "r.csv",
-        ],
+        ["bench", "{build}", *QUICK_BENCH, "--precision", "fp32", "--csv", "r.csv"],
         [4 << 10],
     ),
     (
         "bench plot",
-        [
-            "bench",
-            "{build}",
-            "--loops",
-            "1",
-            "--warmup",
-            "0",
-            "--threads",
-            "1",
-            "--precision",
-            "fp32",
-            "--plot",
-            "p.png",
-        ],
+        ["bench", "{build}", *QUICK_BENCH, "--precision", "fp32", "--plot", "p.png"],
         [6 << 10],
     ),
     ("zoo", ["zoo", "build", "ssd-resnet34-1200", "-o", "z.onnx"], [64 << 10]),
