@@ -17,6 +17,7 @@ from converters.int8_writer import quantize_to_int8, write_int8_model
 from edge.checksums import sha256_file
 from edge.errors import EdgekitError
 from edge.manifest import Artifact, FileRecord, InputSpec, Manifest, manifest_to_dict
+from edge.manifest.model import OutputSpec
 from edge.ncnn.model import Layer, NcnnModel
 from edge.ncnn.net import open_net
 
@@ -334,7 +335,12 @@ def _build_dir(tmp_path):
     fp32 = Artifact(files=files, size_bytes=sum(f.bytes for f in files.values()))
     source = {"file": "tiny.onnx", "sha256": files["bin"].sha256}
     manifest = Manifest(
-        source=source, input=SPEC, outputs=[], decoder=None, artifacts={"ncnn": {"fp32": fp32}}, tools={}
+        source=source,
+        input=SPEC,
+        outputs=[OutputSpec("out", "out", [1, 10])],
+        decoder=None,
+        artifacts={"ncnn": {"fp32": fp32}},
+        tools={},
     )
     (build / "manifest.json").write_text(json.dumps(manifest_to_dict(manifest)))
     return build
